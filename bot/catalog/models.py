@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, Integer, Numeric, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db import Base
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    brand: Mapped[str] = mapped_column(String(120), default="", index=True)
+    category: Mapped[str] = mapped_column(String(300), default="", index=True)  # "Clothing > Jackets"
+    price: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    color: Mapped[str] = mapped_column(String(60), default="")
+    material: Mapped[str] = mapped_column(String(80), default="")
+    gender: Mapped[str] = mapped_column(String(20), default="")
+    sizes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rating: Mapped[float] = mapped_column(Float, default=0.0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    image_url: Mapped[str] = mapped_column(String(500), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), onupdate=func.now())
+
+    @property
+    def department(self) -> str:
+        return self.category.split(" > ", 1)[0]
+
+    def search_text(self) -> str:
+        """The text that is embedded and indexed for this product."""
+        parts = [self.title, self.brand, self.category.replace(" > ", " "), self.color, self.material]
+        if self.gender:
+            parts.append(f"for {self.gender}")
+        parts.append(self.description)
+        return ". ".join(p for p in parts if p)

@@ -1,0 +1,1 @@
+"""Semantic product search: embeddings, FAISS index, filters and query parsing."""

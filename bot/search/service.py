@@ -1,0 +1,119 @@
+"""Product search service used by the assistant: query in, ranked product views out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import distinct, select
+from sqlalchemy.orm import Session
+
+from bot.catalog.models import Product
+from bot.search import index as product_index
+from bot.search.embeddings import Embedder, get_embedder
+from bot.search.query import Filters, ParsedQuery, parse
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = {"the", "and", "for", "with", "from", "that", "this", "one", "ones", "something", "thing", "me", "my"}
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """What a conversation needs to know about a product (detached from the session)."""
+
+    id: int
+    sku: str
+    title: str
+    brand: str
+    category: str
+    price: float
+    currency: str
+    color: str
+    material: str
+    sizes: list[str]
+    rating: float
+    rating_count: int
+    stock: int
+    description: str
+    features: list[str]
+
+    @classmethod
+    def of(cls, p: Product) -> ProductView:
+        return cls(p.id, p.sku, p.title, p.brand, p.category, float(p.price), p.currency, p.color, p.material,
+                   list(p.sizes or []), p.rating, p.rating_count, p.stock, p.description,
+                   list((p.attributes or {}).get("features", [])))
+
+
+@dataclass(frozen=True)
+class Hit:
+    product: ProductView
+    score: float
+    reason: str
+
+
+class ProductSearch:
+    def __init__(self, session_factory, index_dir: Path, embedder: Embedder | None = None) -> None:  # type: ignore[no-untyped-def]
+        self._session_factory = session_factory
+        self._index_dir = index_dir
+        self._embedder = embedder or get_embedder()
+        with self._session_factory() as session:
+            self._index = product_index.ensure(session, self._embedder, index_dir)
+            self.colors = frozenset(c for c in session.scalars(select(distinct(Product.color))) if c)
+
+    def parse(self, text: str) -> ParsedQuery:
+        return parse(text, self.colors)
+
+    def search(self, query: ParsedQuery, limit: int = 5, offset: int = 0) -> list[Hit]:
+        with self._session_factory() as session:
+            allowed = None if query.filters.is_empty() else _allowed_ids(session, query.filters)
+            vector = self._embedder.encode([query.text])[0]
+            ranked = self._index.search(vector, limit + offset + (50 if query.wants_cheap else 0), allowed)
+            products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_([i for i, _ in ranked])))}
+            hits = [Hit(ProductView.of(products[pid]), score, _reason(products[pid], query))
+                    for pid, score in ranked if pid in products]
+        if query.wants_cheap:  # among the relevant ones, cheapest first
+            hits = sorted(hits[: max(limit + offset, 20)], key=lambda h: h.product.price)
+        return hits[offset: offset + limit]
+
+    def get(self, product_id: int) -> ProductView | None:
+        with self._session_factory() as session:
+            product = session.get(Product, product_id)
+            return ProductView.of(product) if product else None
+
+    def top_rated(self, limit: int = 5, category: str | None = None) -> list[ProductView]:
+        with self._session_factory() as session:
+            stmt = select(Product).where(Product.stock > 0, Product.rating_count >= 50)
+            if category:
+                stmt = stmt.where(Product.category == category)
+            stmt = stmt.order_by(Product.rating.desc(), Product.rating_count.desc()).limit(limit)
+            return [ProductView.of(p) for p in session.scalars(stmt)]
+
+
+def _allowed_ids(session: Session, filters: Filters) -> list[int]:
+    stmt = select(Product.id)
+    if filters.min_price is not None:
+        stmt = stmt.where(Product.price >= filters.min_price)
+    if filters.max_price is not None:
+        stmt = stmt.where(Product.price <= filters.max_price)
+    if filters.colors:
+        stmt = stmt.where(Product.color.in_(filters.colors))
+    if filters.in_stock:
+        stmt = stmt.where(Product.stock > 0)
+    return list(session.scalars(stmt))
+
+
+def _reason(product: Product, query: ParsedQuery) -> str:
+    words = {w for w in _WORD.findall(query.text.lower()) if len(w) > 2 and w not in _STOP}
+    haystack = " ".join([product.title, product.category, product.material, product.description]).lower()
+    matched = sorted(w for w in words if w in haystack)
+    bits = []
+    if matched:
+        bits.append("matches " + ", ".join(matched[:4]))
+    described = query.filters.describe()
+    if described:
+        bits.append(described)
+    features = (product.attributes or {}).get("features") or []
+    if not bits and features:
+        bits.append(features[0])
+    return "; ".join(bits)

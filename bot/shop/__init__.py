@@ -1,0 +1,1 @@
+"""Shop services: carts (customers, orders and CRM arrive with the orders issue)."""

@@ -1,0 +1,1010 @@
+/*!
+ * shop-assistant chat widget
+ *
+ * Embed on any page with:
+ *   <script src="https://assistant.example.com/widget.js" defer></script>
+ *
+ * Optional data attributes on the <script> tag:
+ *   data-title  header title (default "Shop assistant")
+ *   data-token  signed customer token, passed to the gateway as ?token=...
+ *   data-open   "true" to start with the panel open
+ *
+ * Plain ES2019, no dependencies. All message content is rendered with
+ * textContent / createElement; innerHTML is only used for static icons.
+ */
+(function () {
+  "use strict";
+
+  if (window.ShopAssistant && window.ShopAssistant.__sa) {
+    return; // already loaded on this page
+  }
+
+  // ---------------------------------------------------------------------------
+  // Configuration (must be read synchronously while currentScript is set)
+  // ---------------------------------------------------------------------------
+
+  var SCRIPT = document.currentScript || findScriptTag();
+
+  function findScriptTag() {
+    var scripts = document.getElementsByTagName("script");
+    for (var i = scripts.length - 1; i >= 0; i--) {
+      if (/\/widget\.js(\?|#|$)/.test(scripts[i].src || "")) return scripts[i];
+    }
+    return null;
+  }
+
+  function scriptOrigin() {
+    try {
+      if (SCRIPT && SCRIPT.src) return new URL(SCRIPT.src, window.location.href).origin;
+    } catch (e) { /* fall through */ }
+    return window.location.origin;
+  }
+
+  function attr(name) {
+    return SCRIPT ? SCRIPT.getAttribute(name) : null;
+  }
+
+  var ORIGIN = scriptOrigin();
+  var TITLE = (attr("data-title") || "").trim() || "Shop assistant";
+  var TOKEN = (attr("data-token") || "").trim();
+  var START_OPEN = (attr("data-open") || "").trim().toLowerCase() === "true";
+
+  var KEY_CONV = "sa.conversation_id";
+  var KEY_TRANSCRIPT_PREFIX = "sa.transcript.";
+  var KEY_OPEN = "sa.open";
+  var MAX_TRANSCRIPT = 200;
+  var MAX_QUEUE = 50;
+  var MAX_INPUT = 1000;
+  var MAX_PRODUCTS = 24;
+  var BACKOFF_MIN_MS = 500;
+  var BACKOFF_MAX_MS = 10000;
+  var TYPING_SAFETY_MS = 60000;
+  // Close codes after which we do not retry on our own (bad/expired token,
+  // policy violation). The next send or open() tries again.
+  var FATAL_CLOSE_CODES = [1008, 4401, 4403];
+
+  // ---------------------------------------------------------------------------
+  // Storage helpers (storage may be unavailable or full: never throw)
+  // ---------------------------------------------------------------------------
+
+  function storageGet(store, key) {
+    try { return window[store].getItem(key); } catch (e) { return null; }
+  }
+  function storageSet(store, key, value) {
+    try { window[store].setItem(key, value); } catch (e) { /* ignore */ }
+  }
+  function storageRemove(store, key) {
+    try { window[store].removeItem(key); } catch (e) { /* ignore */ }
+  }
+
+  function randomId() {
+    var c = window.crypto;
+    if (c && typeof c.randomUUID === "function") {
+      try { return c.randomUUID(); } catch (e) { /* insecure context */ }
+    }
+    var bytes = new Array(16);
+    if (c && typeof c.getRandomValues === "function") {
+      var arr = new Uint8Array(16);
+      c.getRandomValues(arr);
+      for (var i = 0; i < 16; i++) bytes[i] = arr[i];
+    } else {
+      for (var j = 0; j < 16; j++) bytes[j] = Math.floor(Math.random() * 256);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    var hex = bytes.map(function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" +
+      hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  function loadConversationId() {
+    var id = storageGet("localStorage", KEY_CONV);
+    if (!id || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+      id = randomId();
+      storageSet("localStorage", KEY_CONV, id);
+    }
+    return id;
+  }
+
+  var conversationId = loadConversationId();
+  var transcript = [];
+  var entrySeq = 0;
+
+  function transcriptKey() { return KEY_TRANSCRIPT_PREFIX + conversationId; }
+
+  function loadTranscript() {
+    var raw = storageGet("localStorage", transcriptKey());
+    if (!raw) return [];
+    try {
+      var data = JSON.parse(raw);
+      if (!Array.isArray(data)) return [];
+      return data.map(sanitizeEntry).filter(Boolean).slice(-MAX_TRANSCRIPT);
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function saveTranscript() {
+    if (transcript.length > MAX_TRANSCRIPT) transcript = transcript.slice(-MAX_TRANSCRIPT);
+    storageSet("localStorage", transcriptKey(), JSON.stringify(transcript));
+  }
+
+  function newEntryId() {
+    entrySeq += 1;
+    return Date.now().toString(36) + "-" + entrySeq.toString(36) + "-" +
+      Math.floor(Math.random() * 1e6).toString(36);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Data sanitizing: everything stored / rendered goes through these
+  // ---------------------------------------------------------------------------
+
+  function str(v, max) {
+    if (v === null || v === undefined) return "";
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") return "";
+    var s = String(v);
+    return max && s.length > max ? s.slice(0, max) : s;
+  }
+
+  function num(v) {
+    if (typeof v === "number") return isFinite(v) ? v : null;
+    if (typeof v === "string" && v.trim() !== "" && isFinite(Number(v))) return Number(v);
+    return null;
+  }
+
+  // Only http(s) URLs or relative URLs (resolved against the widget origin,
+  // since the widget may be embedded on another site) are accepted.
+  function safeUrl(u) {
+    if (typeof u !== "string") return null;
+    var s = u.trim();
+    if (!s || s.length > 2048 || /[\u0000-\u001f\u007f]/.test(s)) return null;
+    var hasScheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s);
+    if (hasScheme && !/^https?:/i.test(s)) return null;
+    try {
+      var url = new URL(s, ORIGIN + "/");
+      if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+      return url.href;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function sanitizeButtons(list) {
+    if (!Array.isArray(list)) return [];
+    var out = [];
+    for (var i = 0; i < list.length && out.length < 12; i++) {
+      var b = list[i];
+      if (!b || typeof b !== "object") continue;
+      var title = str(b.title, 200).trim();
+      var payload = str(b.payload, 1000);
+      if (!title && !payload) continue;
+      out.push({ title: title || payload, payload: payload });
+    }
+    return out;
+  }
+
+  function sanitizeProduct(p) {
+    if (!p || typeof p !== "object") return null;
+    var title = str(p.title, 300).trim();
+    if (!title) return null;
+    return {
+      id: str(p.id, 200),
+      title: title,
+      brand: str(p.brand, 200),
+      price: num(p.price),
+      currency: str(p.currency, 8).trim().toUpperCase(),
+      rating: num(p.rating),
+      stock: typeof p.stock === "boolean" ? p.stock : num(p.stock),
+      image: safeUrl(p.image),
+      reason: str(p.reason, 500),
+      url: safeUrl(p.url),
+      buttons: sanitizeButtons(p.buttons)
+    };
+  }
+
+  // Turn one Rasa REST-channel output object into a transcript entry (or null).
+  function entryFromBotMessage(m) {
+    if (!m || typeof m !== "object") return null;
+    var e = { id: newEntryId(), role: "bot" };
+    var text = str(m.text, 20000);
+    if (text) e.text = text;
+    var buttons = sanitizeButtons(m.buttons);
+    if (buttons.length) { e.buttons = buttons; e.used = false; }
+    var image = safeUrl(m.image);
+    if (image) e.image = image;
+    var c = m.custom;
+    if (c && typeof c === "object" && c.type === "product_cards" && Array.isArray(c.products)) {
+      var products = c.products.slice(0, MAX_PRODUCTS).map(sanitizeProduct).filter(Boolean);
+      if (products.length) e.products = products;
+    }
+    // Unknown custom types (and empty messages) are ignored.
+    if (!e.text && !e.buttons && !e.image && !e.products) return null;
+    return e;
+  }
+
+  function sanitizeEntry(e) {
+    if (!e || typeof e !== "object") return null;
+    if (e.role === "user" || e.role === "system") {
+      var t = str(e.text, 20000);
+      return t ? { id: str(e.id, 64) || newEntryId(), role: e.role, text: t } : null;
+    }
+    if (e.role === "bot") {
+      var out = entryFromBotMessage({
+        text: e.text,
+        buttons: e.buttons,
+        image: e.image,
+        custom: Array.isArray(e.products) ? { type: "product_cards", products: e.products } : null
+      });
+      if (!out) return null;
+      out.id = str(e.id, 64) || out.id;
+      if (out.buttons) out.used = e.used === true;
+      return out;
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Formatting
+  // ---------------------------------------------------------------------------
+
+  function locale() {
+    return (document.documentElement && document.documentElement.lang) ||
+      (navigator.languages && navigator.languages[0]) || navigator.language || "en-US";
+  }
+
+  function formatPrice(price, currency) {
+    if (price === null || price === undefined) return "";
+    if (currency && /^[A-Z]{3}$/.test(currency)) {
+      try {
+        return new Intl.NumberFormat(locale(), { style: "currency", currency: currency }).format(price);
+      } catch (e) { /* unknown locale or currency: fall back */ }
+    }
+    return price.toFixed(2) + (currency ? " " + currency : "");
+  }
+
+  function stockInfo(stock) {
+    if (stock === null || stock === undefined) return null;
+    if (stock === true) return { text: "In stock", cls: "sa-stock-in" };
+    if (stock === false || stock <= 0) return { text: "Out of stock", cls: "sa-stock-out" };
+    if (stock <= 5) return { text: "Only " + Math.floor(stock) + " left", cls: "sa-stock-low" };
+    return { text: "In stock", cls: "sa-stock-in" };
+  }
+
+  // ---------------------------------------------------------------------------
+  // CSS (static, no data)
+  // ---------------------------------------------------------------------------
+
+  var CSS = [
+    ".sa-root{--sa-a:var(--sa-accent,#3b5bdb);position:fixed;right:0;bottom:0;z-index:2147483000;",
+    "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,'Noto Sans',sans-serif;",
+    "font-size:15px;line-height:1.4;color:#1f2430;text-align:left;-webkit-font-smoothing:antialiased}",
+    ".sa-root *,.sa-root *::before,.sa-root *::after{box-sizing:border-box}",
+    ".sa-root [hidden]{display:none!important}",
+    ".sa-root button{font:inherit;margin:0;text-transform:none;letter-spacing:normal;cursor:pointer}",
+    ".sa-root button:disabled{cursor:default}",
+    ".sa-root :focus{outline:none}",
+    ".sa-root :focus-visible{outline:3px solid var(--sa-a);outline-offset:2px}",
+    ".sa-root .sa-bubble{position:fixed;right:20px;bottom:20px;width:60px;height:60px;border-radius:50%;",
+    "border:0;padding:0;background:var(--sa-a);color:#fff;display:flex;align-items:center;justify-content:center;",
+    "box-shadow:0 6px 20px rgba(20,30,60,.28),0 2px 6px rgba(20,30,60,.18);transition:transform .15s ease,box-shadow .15s ease}",
+    ".sa-root .sa-bubble:hover{transform:translateY(-2px);box-shadow:0 10px 26px rgba(20,30,60,.32),0 3px 8px rgba(20,30,60,.2)}",
+    ".sa-root .sa-bubble:focus-visible{outline-offset:4px}",
+    ".sa-root .sa-bubble svg{width:28px;height:28px;display:block}",
+    ".sa-root .sa-bubble .sa-icon-close{display:none}",
+    ".sa-root.sa-is-open .sa-bubble .sa-icon-chat{display:none}",
+    ".sa-root.sa-is-open .sa-bubble .sa-icon-close{display:block}",
+    ".sa-root .sa-badge{position:absolute;top:4px;right:4px;width:14px;height:14px;border-radius:50%;",
+    "background:#f03e3e;border:2px solid #fff}",
+    ".sa-root .sa-panel{position:fixed;right:20px;bottom:92px;width:380px;max-width:calc(100vw - 40px);",
+    "height:620px;max-height:calc(100vh - 112px);display:flex;flex-direction:column;background:#fff;",
+    "border-radius:16px;overflow:hidden;box-shadow:0 16px 48px rgba(20,30,60,.22),0 4px 12px rgba(20,30,60,.12);",
+    "animation:sa-pop .18s ease-out}",
+    "@keyframes sa-pop{from{opacity:0;transform:translateY(12px) scale(.98)}to{opacity:1;transform:none}}",
+    ".sa-root .sa-header{display:flex;align-items:center;gap:10px;padding:14px 12px 14px 16px;background:var(--sa-a);color:#fff;flex:none}",
+    ".sa-root .sa-avatar{width:34px;height:34px;border-radius:50%;background:rgba(255,255,255,.2);display:flex;",
+    "align-items:center;justify-content:center;flex:none}",
+    ".sa-root .sa-avatar svg{width:20px;height:20px}",
+    ".sa-root .sa-heading{flex:1;min-width:0;display:flex;flex-direction:column}",
+    ".sa-root .sa-title{font-weight:650;font-size:16px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;margin:0}",
+    ".sa-root .sa-status{font-size:12px;opacity:.9;min-height:0}",
+    ".sa-root .sa-status:empty{display:none}",
+    ".sa-root .sa-close{width:36px;height:36px;border-radius:50%;border:0;padding:0;background:transparent;color:#fff;",
+    "display:flex;align-items:center;justify-content:center;flex:none}",
+    ".sa-root .sa-close:hover{background:rgba(255,255,255,.18)}",
+    ".sa-root .sa-close:focus-visible{outline-color:#fff;outline-offset:0}",
+    ".sa-root .sa-close svg{width:20px;height:20px}",
+    ".sa-root .sa-log{flex:1;overflow-y:auto;overflow-x:hidden;padding:16px 14px 8px;background:#f6f7fb;",
+    "display:flex;flex-direction:column;gap:8px;overscroll-behavior:contain;scroll-behavior:smooth}",
+    ".sa-root .sa-empty{margin:auto 8px;text-align:center;color:#5c6370;font-size:14px}",
+    ".sa-root .sa-empty strong{display:block;color:#1f2430;font-size:16px;margin-bottom:4px}",
+    ".sa-root .sa-row{display:flex;flex-direction:column;gap:6px;max-width:100%}",
+    ".sa-root .sa-row-user{align-items:flex-end}",
+    ".sa-root .sa-row-bot{align-items:flex-start}",
+    ".sa-root .sa-msg{max-width:85%;padding:9px 13px;border-radius:16px;white-space:pre-wrap;",
+    "overflow-wrap:anywhere;word-break:break-word}",
+    ".sa-root .sa-msg-user{background:var(--sa-a);color:#fff;border-bottom-right-radius:4px}",
+    ".sa-root .sa-msg-bot{background:#fff;color:#1f2430;border:1px solid #e3e6ee;border-bottom-left-radius:4px}",
+    ".sa-root .sa-msg-bot a{color:var(--sa-a);text-decoration:underline}",
+    ".sa-root .sa-msg-system{align-self:center;max-width:92%;background:#fff4e6;color:#8a4b08;",
+    "border:1px solid #ffd8a8;font-size:13px;border-radius:10px;padding:6px 10px;text-align:center}",
+    ".sa-root .sa-msg-image{display:block;max-width:85%;max-height:260px;border-radius:12px;border:1px solid #e3e6ee;background:#fff}",
+    ".sa-root .sa-quick-replies{display:flex;flex-wrap:wrap;gap:6px;max-width:100%}",
+    ".sa-root .sa-quick-reply,.sa-root .sa-card-btn{border:1.5px solid var(--sa-a);background:#fff;color:var(--sa-a);",
+    "border-radius:999px;padding:6px 12px;font-size:14px;font-weight:550;line-height:1.2;transition:background .12s,color .12s}",
+    ".sa-root .sa-quick-reply:hover:not(:disabled),.sa-root .sa-card-btn:hover:not(:disabled){background:var(--sa-a);color:#fff}",
+    ".sa-root .sa-quick-reply:disabled{border-color:#ced4da;color:#9aa1ab;background:#f1f3f5}",
+    ".sa-root .sa-carousel{display:flex;gap:10px;overflow-x:auto;max-width:100%;width:100%;padding:2px 2px 8px;",
+    "scroll-snap-type:x mandatory;list-style:none;margin:0;overscroll-behavior-x:contain}",
+    ".sa-root .sa-card{flex:0 0 196px;width:196px;scroll-snap-align:start;background:#fff;border:1px solid #e3e6ee;",
+    "border-radius:14px;overflow:hidden;display:flex;flex-direction:column;box-shadow:0 2px 6px rgba(20,30,60,.06)}",
+    ".sa-root .sa-card-img{width:100%;height:132px;object-fit:cover;display:block;background:#eef1f6}",
+    ".sa-root .sa-card-noimg{width:100%;height:132px;display:flex;align-items:center;justify-content:center;",
+    "background:linear-gradient(135deg,#eef1f6,#dfe4ee);color:#8a93a3}",
+    ".sa-root .sa-card-noimg svg{width:36px;height:36px}",
+    ".sa-root .sa-card-body{padding:10px 12px 12px;display:flex;flex-direction:column;gap:3px;flex:1}",
+    ".sa-root .sa-card-title{font-weight:620;font-size:14px;line-height:1.3;color:#1f2430;margin:0;",
+    "display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}",
+    ".sa-root .sa-card-title a{color:inherit;text-decoration:none}",
+    ".sa-root .sa-card-title a:hover{text-decoration:underline}",
+    ".sa-root .sa-card-brand{font-size:12px;color:#6b7280;text-transform:uppercase;letter-spacing:.04em}",
+    ".sa-root .sa-card-meta{display:flex;align-items:baseline;justify-content:space-between;gap:6px;margin-top:2px}",
+    ".sa-root .sa-card-price{font-weight:700;font-size:15px}",
+    ".sa-root .sa-card-rating{font-size:13px;color:#b7791f;white-space:nowrap}",
+    ".sa-root .sa-card-stock{font-size:12px;font-weight:600}",
+    ".sa-root .sa-stock-in{color:#2b8a3e}",
+    ".sa-root .sa-stock-low{color:#d9480f}",
+    ".sa-root .sa-stock-out{color:#c92a2a}",
+    ".sa-root .sa-card-reason{font-size:12px;color:#5c6370;line-height:1.35;margin-top:2px}",
+    ".sa-root .sa-card-actions{display:flex;flex-wrap:wrap;gap:6px;margin-top:auto;padding-top:8px}",
+    ".sa-root .sa-card-btn{font-size:13px;padding:5px 10px}",
+    ".sa-root .sa-typing{display:flex;align-items:center;gap:4px;align-self:flex-start;margin:0 14px 6px;",
+    "padding:10px 14px;background:#fff;border:1px solid #e3e6ee;border-radius:16px;border-bottom-left-radius:4px;width:max-content}",
+    ".sa-root .sa-typing-wrap{background:#f6f7fb;flex:none;display:flex}",
+    ".sa-root .sa-dot{width:7px;height:7px;border-radius:50%;background:#98a0ae;animation:sa-blink 1.2s infinite ease-in-out}",
+    ".sa-root .sa-dot:nth-child(2){animation-delay:.15s}",
+    ".sa-root .sa-dot:nth-child(3){animation-delay:.3s}",
+    "@keyframes sa-blink{0%,80%,100%{opacity:.35;transform:translateY(0)}40%{opacity:1;transform:translateY(-3px)}}",
+    ".sa-root .sa-sr{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}",
+    ".sa-root .sa-form{display:flex;gap:8px;padding:10px 12px;border-top:1px solid #e3e6ee;background:#fff;flex:none;margin:0}",
+    ".sa-root .sa-input{flex:1;min-width:0;height:42px;border:1.5px solid #d5d9e2;border-radius:999px;padding:0 16px;",
+    "font:inherit;font-size:15px;color:#1f2430;background:#fff;margin:0;box-shadow:none}",
+    ".sa-root .sa-input::placeholder{color:#8a93a3}",
+    ".sa-root .sa-input:focus{border-color:var(--sa-a)}",
+    ".sa-root .sa-input:focus-visible{outline:3px solid var(--sa-a);outline-offset:1px}",
+    ".sa-root .sa-send{width:42px;height:42px;border-radius:50%;border:0;padding:0;background:var(--sa-a);color:#fff;",
+    "display:flex;align-items:center;justify-content:center;flex:none}",
+    ".sa-root .sa-send:hover{filter:brightness(1.08)}",
+    ".sa-root .sa-send svg{width:20px;height:20px}",
+    "@media (max-width:480px){",
+    ".sa-root .sa-panel{top:0;left:0;right:0;bottom:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}",
+    ".sa-root.sa-is-open .sa-bubble{display:none}",
+    ".sa-root .sa-input{font-size:16px}",
+    "}",
+    "@media (prefers-reduced-motion:reduce){",
+    ".sa-root .sa-panel,.sa-root .sa-dot{animation:none}",
+    ".sa-root .sa-bubble,.sa-root .sa-quick-reply,.sa-root .sa-card-btn{transition:none}",
+    ".sa-root .sa-log{scroll-behavior:auto}",
+    "}",
+    "@media print{.sa-root{display:none!important}}"
+  ].join("\n");
+
+  // Static icons (no data).
+  var ICON_CHAT = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z"/><path d="M8.5 10.5h7M8.5 13.5h4.5"/></svg>';
+  var ICON_CLOSE = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" aria-hidden="true" focusable="false"><path d="M6 6l12 12M18 6L6 18"/></svg>';
+  var ICON_SEND = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false"><path d="M5 12h13M12 5l7 7-7 7"/></svg>';
+  var ICON_BAG = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false"><path d="M6 7h12l-1 13H7L6 7z"/><path d="M9 7a3 3 0 0 1 6 0"/></svg>';
+
+  // ---------------------------------------------------------------------------
+  // DOM helpers
+  // ---------------------------------------------------------------------------
+
+  function el(tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text !== undefined && text !== null && text !== "") n.textContent = text;
+    return n;
+  }
+
+  function setAttrs(n, attrs) {
+    for (var k in attrs) {
+      if (Object.prototype.hasOwnProperty.call(attrs, k)) n.setAttribute(k, attrs[k]);
+    }
+    return n;
+  }
+
+  // Append text to a node, turning bare http(s) URLs into safe links.
+  function appendLinkified(node, text) {
+    var re = /https?:\/\/[^\s<>"']+/g;
+    var last = 0;
+    var m;
+    while ((m = re.exec(text)) !== null) {
+      var raw = m[0];
+      var trail = raw.match(/[).,;:!?\]]+$/);
+      if (trail) raw = raw.slice(0, raw.length - trail[0].length);
+      var href = safeUrl(raw);
+      if (!href) continue;
+      if (m.index > last) node.appendChild(document.createTextNode(text.slice(last, m.index)));
+      var a = el("a", null, raw);
+      setAttrs(a, { href: href, target: "_blank", rel: "noopener noreferrer nofollow" });
+      node.appendChild(a);
+      last = m.index + raw.length;
+    }
+    if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Widget state
+  // ---------------------------------------------------------------------------
+
+  var ui = null;           // DOM references, set by build()
+  var isOpen = false;
+  var ws = null;
+  var connected = false;
+  var everTried = false;
+  var attempt = 0;
+  var reconnectTimer = null;
+  var autoReconnect = true;
+  var outbox = [];
+  var typingTimer = null;
+  var pending = [];        // API calls made before the DOM was ready
+
+  // ---------------------------------------------------------------------------
+  // Build DOM
+  // ---------------------------------------------------------------------------
+
+  function build() {
+    var style = document.createElement("style");
+    style.id = "sa-style";
+    style.textContent = CSS;
+    (document.head || document.documentElement).appendChild(style);
+
+    var root = el("div", "sa-root");
+    root.id = "sa-root";
+
+    // Bubble
+    var bubble = el("button", "sa-bubble");
+    setAttrs(bubble, {
+      type: "button",
+      "data-testid": "sa-bubble",
+      "aria-label": "Open " + TITLE + " chat",
+      "aria-expanded": "false",
+      "aria-controls": "sa-panel",
+      "aria-haspopup": "dialog"
+    });
+    bubble.innerHTML = ICON_CHAT.replace("<svg", '<svg class="sa-icon-chat"') +
+      ICON_CLOSE.replace("<svg", '<svg class="sa-icon-close"');
+    var badge = el("span", "sa-badge");
+    badge.hidden = true;
+    badge.setAttribute("aria-hidden", "true");
+    bubble.appendChild(badge);
+
+    // Panel
+    var panel = el("div", "sa-panel");
+    panel.id = "sa-panel";
+    panel.hidden = true;
+    setAttrs(panel, { role: "dialog", "aria-label": TITLE, "aria-modal": "false", "data-testid": "sa-panel" });
+
+    var header = el("div", "sa-header");
+    var avatar = el("span", "sa-avatar");
+    avatar.innerHTML = ICON_BAG;
+    avatar.setAttribute("aria-hidden", "true");
+    var heading = el("div", "sa-heading");
+    var title = el("h2", "sa-title", TITLE);
+    var status = el("span", "sa-status");
+    setAttrs(status, { role: "status", "aria-live": "polite", "data-testid": "sa-status" });
+    heading.appendChild(title);
+    heading.appendChild(status);
+    var closeBtn = el("button", "sa-close");
+    setAttrs(closeBtn, { type: "button", "aria-label": "Close chat", "data-testid": "sa-close" });
+    closeBtn.innerHTML = ICON_CLOSE;
+    header.appendChild(avatar);
+    header.appendChild(heading);
+    header.appendChild(closeBtn);
+
+    var log = el("div", "sa-log");
+    setAttrs(log, { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Conversation", "data-testid": "sa-log" });
+
+    var empty = el("div", "sa-empty");
+    empty.appendChild(el("strong", null, "Hi there! 👋"));
+    empty.appendChild(el("span", null, "Tell me what you're looking for and I'll find products that fit."));
+
+    var typingWrap = el("div", "sa-typing-wrap");
+    var typing = el("div", "sa-typing");
+    typing.hidden = true;
+    setAttrs(typing, { "data-testid": "sa-typing", role: "status", "aria-label": "Assistant is typing" });
+    typing.appendChild(el("span", "sa-dot"));
+    typing.appendChild(el("span", "sa-dot"));
+    typing.appendChild(el("span", "sa-dot"));
+    typing.appendChild(el("span", "sa-sr", "Assistant is typing…"));
+    typingWrap.appendChild(typing);
+
+    var form = el("form", "sa-form");
+    form.setAttribute("novalidate", "");
+    var input = el("input", "sa-input");
+    setAttrs(input, {
+      type: "text",
+      "data-testid": "sa-input",
+      "aria-label": "Message " + TITLE,
+      placeholder: "Ask about products…",
+      autocomplete: "off",
+      maxlength: String(MAX_INPUT),
+      enterkeyhint: "send"
+    });
+    var send = el("button", "sa-send");
+    setAttrs(send, { type: "submit", "data-testid": "sa-send", "aria-label": "Send message" });
+    send.innerHTML = ICON_SEND;
+    form.appendChild(input);
+    form.appendChild(send);
+
+    panel.appendChild(header);
+    panel.appendChild(log);
+    panel.appendChild(typingWrap);
+    panel.appendChild(form);
+
+    root.appendChild(panel);
+    root.appendChild(bubble);
+    document.body.appendChild(root);
+
+    ui = {
+      root: root, bubble: bubble, badge: badge, panel: panel, status: status, closeBtn: closeBtn,
+      log: log, empty: empty, typing: typing, form: form, input: input, send: send
+    };
+
+    bubble.addEventListener("click", function () {
+      if (isOpen) closePanel(true); else openPanel(true);
+    });
+    closeBtn.addEventListener("click", function () { closePanel(true); });
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      submitInput();
+    });
+    root.addEventListener("keydown", function (ev) {
+      if ((ev.key === "Escape" || ev.key === "Esc") && isOpen) {
+        ev.preventDefault();
+        ev.stopPropagation();
+        closePanel(true);
+      }
+    });
+    window.addEventListener("storage", onStorage);
+    window.addEventListener("online", reconnectNow);
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") reconnectNow();
+    });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Rendering
+  // ---------------------------------------------------------------------------
+
+  function renderAll() {
+    var log = ui.log;
+    while (log.firstChild) log.removeChild(log.firstChild);
+    if (!transcript.length) {
+      log.appendChild(ui.empty);
+      return;
+    }
+    for (var i = 0; i < transcript.length; i++) log.appendChild(renderEntry(transcript[i]));
+    scrollToBottom(true);
+  }
+
+  function renderEntry(e) {
+    if (e.role === "user") {
+      var urow = el("div", "sa-row sa-row-user");
+      urow.appendChild(el("div", "sa-msg sa-msg-user", e.text));
+      return urow;
+    }
+    if (e.role === "system") {
+      var srow = el("div", "sa-row sa-row-system");
+      srow.appendChild(el("div", "sa-msg sa-msg-system", e.text));
+      return srow;
+    }
+    var row = el("div", "sa-row sa-row-bot");
+    row.setAttribute("data-entry", e.id);
+    if (e.text) {
+      var bubble = el("div", "sa-msg sa-msg-bot");
+      appendLinkified(bubble, e.text);
+      row.appendChild(bubble);
+    }
+    if (e.image) {
+      var img = el("img", "sa-msg-image");
+      setAttrs(img, { src: e.image, alt: "Image from the assistant", loading: "lazy", referrerpolicy: "no-referrer" });
+      img.addEventListener("error", function () { img.hidden = true; });
+      row.appendChild(img);
+    }
+    if (e.products) row.appendChild(renderCarousel(e.products));
+    if (e.buttons) row.appendChild(renderQuickReplies(e));
+    return row;
+  }
+
+  function renderQuickReplies(e) {
+    var group = el("div", "sa-quick-replies");
+    setAttrs(group, { role: "group", "aria-label": "Suggested replies" });
+    var buttons = [];
+    e.buttons.forEach(function (b) {
+      var btn = el("button", "sa-quick-reply", b.title);
+      btn.type = "button";
+      btn.setAttribute("aria-label", "Reply: " + b.title);
+      if (e.used) btn.disabled = true;
+      btn.addEventListener("click", function () {
+        if (e.used) return;
+        e.used = true;
+        buttons.forEach(function (x) { x.disabled = true; });
+        saveTranscript();
+        sendMessage(b.title, b.payload);
+        if (ui.input) ui.input.focus();
+      });
+      buttons.push(btn);
+      group.appendChild(btn);
+    });
+    return group;
+  }
+
+  function renderCarousel(products) {
+    var list = el("ul", "sa-carousel");
+    setAttrs(list, { "aria-label": "Suggested products", tabindex: "0" });
+    products.forEach(function (p) { list.appendChild(renderCard(p)); });
+    return list;
+  }
+
+  function renderCard(p) {
+    var card = el("li", "sa-card");
+    if (p.id) card.setAttribute("data-product-id", p.id);
+
+    if (p.image) {
+      var img = el("img", "sa-card-img");
+      setAttrs(img, { src: p.image, alt: p.title, loading: "lazy", referrerpolicy: "no-referrer" });
+      img.addEventListener("error", function () {
+        var ph = el("div", "sa-card-noimg");
+        ph.innerHTML = ICON_BAG;
+        if (img.parentNode) img.parentNode.replaceChild(ph, img);
+      });
+      card.appendChild(img);
+    } else {
+      var ph = el("div", "sa-card-noimg");
+      ph.innerHTML = ICON_BAG;
+      card.appendChild(ph);
+    }
+
+    var body = el("div", "sa-card-body");
+    var title = el("h3", "sa-card-title");
+    if (p.url) {
+      var a = el("a", null, p.title);
+      setAttrs(a, { href: p.url, target: "_blank", rel: "noopener noreferrer" });
+      title.appendChild(a);
+    } else {
+      title.textContent = p.title;
+    }
+    if (p.brand) body.appendChild(el("div", "sa-card-brand", p.brand));
+    body.appendChild(title);
+
+    var meta = el("div", "sa-card-meta");
+    var price = formatPrice(p.price, p.currency);
+    if (price) meta.appendChild(el("span", "sa-card-price", price));
+    if (p.rating !== null && p.rating !== undefined) {
+      var r = el("span", "sa-card-rating", "★ " + p.rating.toFixed(1));
+      r.setAttribute("aria-label", "Rated " + p.rating.toFixed(1) + " out of 5");
+      meta.appendChild(r);
+    }
+    if (meta.firstChild) body.appendChild(meta);
+
+    var stock = stockInfo(p.stock);
+    if (stock) body.appendChild(el("div", "sa-card-stock " + stock.cls, stock.text));
+    if (p.reason) body.appendChild(el("div", "sa-card-reason", p.reason));
+
+    if (p.buttons && p.buttons.length) {
+      var actions = el("div", "sa-card-actions");
+      p.buttons.forEach(function (b) {
+        var btn = el("button", "sa-card-btn", b.title);
+        btn.type = "button";
+        btn.setAttribute("aria-label", b.title + ": " + p.title);
+        btn.addEventListener("click", function () {
+          sendMessage(b.title, b.payload);
+        });
+        actions.appendChild(btn);
+      });
+      body.appendChild(actions);
+    }
+    card.appendChild(body);
+    return card;
+  }
+
+  function scrollToBottom(instant) {
+    var log = ui.log;
+    if (instant) {
+      var prev = log.style.scrollBehavior;
+      log.style.scrollBehavior = "auto";
+      log.scrollTop = log.scrollHeight;
+      log.style.scrollBehavior = prev;
+    } else {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  function addEntry(e) {
+    transcript.push(e);
+    if (transcript.length > MAX_TRANSCRIPT) {
+      transcript = transcript.slice(-MAX_TRANSCRIPT);
+      saveTranscript();
+      renderAll();
+      return;
+    }
+    saveTranscript();
+    if (ui.empty.parentNode) ui.empty.parentNode.removeChild(ui.empty);
+    ui.log.appendChild(renderEntry(e));
+    scrollToBottom(false);
+  }
+
+  function setTyping(on) {
+    if (typingTimer) { clearTimeout(typingTimer); typingTimer = null; }
+    ui.typing.hidden = !on;
+    if (on) {
+      typingTimer = setTimeout(function () { ui.typing.hidden = true; }, TYPING_SAFETY_MS);
+      scrollToBottom(false);
+    }
+  }
+
+  function setStatus(text) {
+    if (ui && ui.status.textContent !== text) ui.status.textContent = text;
+  }
+
+  // Another tab of the same site updated the transcript: re-render.
+  function onStorage(ev) {
+    if (!ev || ev.storageArea !== window.localStorage) return;
+    if (ev.key === transcriptKey()) {
+      transcript = loadTranscript();
+      renderAll();
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Open / close
+  // ---------------------------------------------------------------------------
+
+  function openPanel(focusInput) {
+    if (!ui) return;
+    isOpen = true;
+    ui.panel.hidden = false;
+    ui.root.classList.add("sa-is-open");
+    ui.bubble.setAttribute("aria-expanded", "true");
+    ui.bubble.setAttribute("aria-label", "Close " + TITLE + " chat");
+    ui.badge.hidden = true;
+    storageSet("sessionStorage", KEY_OPEN, "1");
+    scrollToBottom(true);
+    ensureConnected();
+    if (focusInput) {
+      try { ui.input.focus({ preventScroll: true }); } catch (e) { ui.input.focus(); }
+    }
+  }
+
+  function closePanel(returnFocus) {
+    if (!ui) return;
+    var hadFocus = ui.panel.contains(document.activeElement) || document.activeElement === ui.bubble;
+    isOpen = false;
+    ui.panel.hidden = true;
+    ui.root.classList.remove("sa-is-open");
+    ui.bubble.setAttribute("aria-expanded", "false");
+    ui.bubble.setAttribute("aria-label", "Open " + TITLE + " chat");
+    storageSet("sessionStorage", KEY_OPEN, "0");
+    if (returnFocus || hadFocus) ui.bubble.focus();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Sending
+  // ---------------------------------------------------------------------------
+
+  function submitInput() {
+    var text = ui.input.value;
+    if (sendMessage(text)) ui.input.value = "";
+    ui.input.focus();
+  }
+
+  // Show `text` as the shopper's message and send it (or `payload` instead).
+  function sendMessage(text, payload) {
+    var shown = str(text, MAX_INPUT * 4).trim();
+    var pl = payload === undefined || payload === null ? "" : str(payload, 2000);
+    if (!shown && !pl) return false;
+    if (shown) addEntry({ id: newEntryId(), role: "user", text: shown });
+    var frame = { type: "message", text: shown };
+    if (pl) frame.payload = pl;
+    setTyping(true);
+    transmit(frame);
+    return true;
+  }
+
+  function transmit(frame) {
+    var data = JSON.stringify(frame);
+    if (ws && connected && ws.readyState === 1) {
+      try { ws.send(data); return; } catch (e) { /* queue below */ }
+    }
+    outbox.push(data);
+    if (outbox.length > MAX_QUEUE) outbox.shift();
+    autoReconnect = true;
+    ensureConnected();
+  }
+
+  function flushOutbox() {
+    while (outbox.length && ws && ws.readyState === 1) {
+      var data = outbox[0];
+      try { ws.send(data); } catch (e) { return; }
+      outbox.shift();
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // WebSocket transport
+  // ---------------------------------------------------------------------------
+
+  function socketUrl() {
+    var u = new URL(ORIGIN);
+    var proto = u.protocol === "https:" ? "wss:" : "ws:";
+    var url = proto + "//" + u.host + "/ws/chat?conversation_id=" + encodeURIComponent(conversationId);
+    if (TOKEN) url += "&token=" + encodeURIComponent(TOKEN);
+    return url;
+  }
+
+  function ensureConnected() {
+    if (ws || reconnectTimer) return;
+    connect();
+  }
+
+  function reconnectNow() {
+    if (ws || !everTried || !autoReconnect) return;
+    if (reconnectTimer) { clearTimeout(reconnectTimer); reconnectTimer = null; }
+    connect();
+  }
+
+  function connect() {
+    if (ws) return;
+    if (typeof window.WebSocket !== "function") {
+      setStatus("Chat unavailable");
+      addEntry({ id: newEntryId(), role: "system", text: "Your browser does not support live chat." });
+      setTyping(false);
+      return;
+    }
+    everTried = true;
+    var sock;
+    try {
+      sock = new WebSocket(socketUrl());
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    connected = false;
+
+    sock.onopen = function () {
+      if (ws !== sock) return;
+      connected = true;
+      attempt = 0;
+      setStatus("");
+      flushOutbox();
+    };
+    sock.onmessage = function (ev) {
+      if (ws !== sock) return;
+      handleFrame(ev.data);
+    };
+    sock.onerror = function () { /* onclose follows */ };
+    sock.onclose = function (ev) {
+      if (ws !== sock) return;
+      ws = null;
+      connected = false;
+      setTyping(false);
+      if (ev && FATAL_CLOSE_CODES.indexOf(ev.code) !== -1) {
+        autoReconnect = false;
+        setStatus("Disconnected");
+        return;
+      }
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    if (reconnectTimer) return;
+    setStatus("Reconnecting…");
+    var base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
+    attempt = Math.min(attempt + 1, 16);
+    // +/-25% jitter, never above the cap.
+    var delay = Math.min(BACKOFF_MAX_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
+    reconnectTimer = setTimeout(function () {
+      reconnectTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function handleFrame(data) {
+    var msg;
+    try { msg = JSON.parse(data); } catch (e) { return; }
+    if (!msg || typeof msg !== "object") return;
+    switch (msg.type) {
+      case "typing":
+        setTyping(msg.on === true);
+        break;
+      case "bot": {
+        setTyping(false);
+        var list = Array.isArray(msg.messages) ? msg.messages : [];
+        var added = 0;
+        for (var i = 0; i < list.length; i++) {
+          var e = entryFromBotMessage(list[i]);
+          if (e) { addEntry(e); added++; }
+        }
+        if (added && !isOpen) ui.badge.hidden = false;
+        break;
+      }
+      case "error": {
+        setTyping(false);
+        var text = str(msg.text, 2000).trim() || "Something went wrong. Please try again.";
+        addEntry({ id: newEntryId(), role: "system", text: text });
+        if (!isOpen) ui.badge.hidden = false;
+        break;
+      }
+      default:
+        break; // unknown frame types are ignored
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Conversation reset (extra API; not required by the page)
+  // ---------------------------------------------------------------------------
+
+  function resetConversation() {
+    storageRemove("localStorage", transcriptKey());
+    conversationId = randomId();
+    storageSet("localStorage", KEY_CONV, conversationId);
+    transcript = [];
+    outbox = [];
+    setTyping(false);
+    renderAll();
+    if (reconnectTimer) { clearTimeout(reconnectTimer); reconnectTimer = null; }
+    if (ws) {
+      var old = ws;
+      ws = null;
+      connected = false;
+      try { old.close(1000, "reset"); } catch (e) { /* ignore */ }
+    }
+    attempt = 0;
+    autoReconnect = true;
+    setStatus("");
+    if (isOpen) connect();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Init + public API
+  // ---------------------------------------------------------------------------
+
+  function init() {
+    if (ui) return;
+    build();
+    transcript = loadTranscript();
+    renderAll();
+    var saved = storageGet("sessionStorage", KEY_OPEN);
+    var startOpen = saved === null ? START_OPEN : saved === "1";
+    // On page load we restore the open state without stealing focus.
+    if (startOpen) openPanel(false);
+    var calls = pending;
+    pending = [];
+    calls.forEach(function (fn) { fn(); });
+  }
+
+  function whenReady(fn) {
+    if (ui) fn(); else pending.push(fn);
+  }
+
+  window.ShopAssistant = {
+    __sa: true,
+    open: function () { whenReady(function () { openPanel(true); }); },
+    close: function () { whenReady(function () { closePanel(false); }); },
+    send: function (text, payload) {
+      if (ui) return sendMessage(text, payload);
+      whenReady(function () { sendMessage(text, payload); });
+      return true;
+    },
+    reset: function () { whenReady(resetConversation); },
+    get conversationId() { return conversationId; }
+  };
+
+  if (document.body && document.readyState !== "loading") {
+    init();
+  } else {
+    document.addEventListener("DOMContentLoaded", init);
+  }
+})();
