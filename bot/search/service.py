@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.catalog.models import Product
@@ -59,7 +59,7 @@ class ProductSearch:
         self._embedder = embedder or get_embedder()
         with self._session_factory() as session:
             self._index = product_index.ensure(session, self._embedder, index_dir)
-            self.colors = frozenset(c for c in session.scalars(select(distinct(Product.color))) if c)
+            self.colors = frozenset(c for c in session.scalars(select(Product.color).distinct()) if c)
 
     def parse(self, text: str) -> ParsedQuery:
         return parse(text, self.colors)
@@ -106,7 +106,7 @@ def _allowed_ids(session: Session, filters: Filters) -> list[int]:
 def _reason(product: Product, query: ParsedQuery) -> str:
     words = {w for w in _WORD.findall(query.text.lower()) if len(w) > 2 and w not in _STOP}
     haystack = " ".join([product.title, product.category, product.material, product.description]).lower()
-    matched = sorted(w for w in words if w in haystack)
+    matched = sorted(w for w in words if w in haystack and w not in query.filters.colors)
     bits = []
     if matched:
         bits.append("matches " + ", ".join(matched[:4]))

@@ -1,0 +1,35 @@
+# shop-assistant: `make run` serves the demo shop with the assistant, `make test` runs every test.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup data model run test lint bench-nlu compose-check clean
+
+setup:  ## create/refresh both virtualenvs from the lock files (fast when nothing changed)
+	@scripts/setup.sh
+
+data: setup  ## database schema, demo catalog and search index (each only when missing or stale)
+	@$(PY) -m bot setup-data
+
+model: setup  ## train the Rasa model only when training data or config changed
+	@$(PY) -m bot model ensure
+
+run: data model  ## serve the demo shop at http://localhost:8000 (Ctrl-C stops everything)
+	@$(PY) -m bot serve
+
+test: setup model  ## lint, unit, integration, rasa test stories and browser tests
+	@$(PY) -m ruff check bot actions tests
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	@$(PY) -m ruff check bot actions tests
+
+bench-nlu: setup  ## NLU cross-validation: intent accuracy and macro-F1 (prints JSON)
+	@$(PY) -m bot bench nlu --folds 3
+
+compose-check:  ## validate docker-compose.yml (needs docker compose or docker-compose)
+	@if docker compose version >/dev/null 2>&1; then docker compose config -q; else docker-compose config -q; fi && echo "docker-compose.yml is valid"
+
+clean:  ## remove generated data and models (keeps the virtualenvs)
+	rm -rf var models/rasa models/search results

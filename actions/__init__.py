@@ -1,0 +1,1 @@
+"""Rasa custom actions: thin translations between Rasa trackers and ``bot`` services."""

@@ -1,0 +1,29 @@
+"""Answers to policy questions (shipping, payment, returns, accounts) from the shop-policy file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import services
+
+
+class ActionAnswerPolicy(Action):
+    """Answers the latest intent with the policy-file answer of the same name."""
+
+    def name(self) -> str:
+        return "action_answer_policy"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+        policy = services.policy()
+        if intent not in policy.topics:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        answer = policy.answer(intent)
+        dispatcher.utter_message(
+            text=answer.text, buttons=[{"title": b.title, "payload": b.payload} for b in answer.buttons]
+        )
+        return []

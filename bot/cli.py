@@ -1,0 +1,105 @@
+"""``python -m bot``: data set-up, training, serving and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="shop-assistant command line", no_args_is_help=True, add_completion=False)
+catalog_app = typer.Typer(help="Product catalog", no_args_is_help=True)
+search_app = typer.Typer(help="Search index", no_args_is_help=True)
+model_app = typer.Typer(help="Rasa model", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print numbers", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(search_app, name="search")
+app.add_typer(model_app, name="model")
+app.add_typer(bench_app, name="bench")
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from bot.db import migrate
+
+    migrate()
+    typer.echo("database schema is up to date")
+
+
+@catalog_app.command("demo")
+def catalog_demo(count: Annotated[int | None, typer.Option(help="number of products")] = None,
+                 seed: int = 7) -> None:
+    """Generate the deterministic demo catalog and upsert it (safe to run again)."""
+    from bot.catalog import demo
+    from bot.catalog.store import upsert_products
+    from bot.config import get_settings
+    from bot.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        stats = upsert_products(session, demo.generate(count or get_settings().demo_products, seed))
+    typer.echo(f"demo catalog: {stats.inserted} inserted, {stats.updated} updated, {stats.unchanged} unchanged")
+
+
+@search_app.command("build")
+def search_build(force: bool = False) -> None:
+    """Build the FAISS index, or reuse it when the catalog did not change."""
+    from sqlalchemy.orm import Session
+
+    from bot.config import get_settings
+    from bot.db import get_engine
+    from bot.search import index
+    from bot.search.embeddings import get_embedder
+
+    directory = get_settings().search_index_dir
+    with Session(get_engine()) as session:
+        if force:
+            built = index.build(session, get_embedder(), progress=True)
+            index.save(built, directory)
+        else:
+            built = index.ensure(session, get_embedder(), directory, progress=True)
+    typer.echo(f"search index: {built.size} products in {directory}")
+
+
+@app.command("setup-data")
+def setup_data() -> None:
+    """Everything `make run` needs besides the Rasa model: schema, demo catalog (when empty), search index."""
+    from bot.catalog.store import product_count
+    from bot.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        empty = product_count(session) == 0
+    if empty:
+        catalog_demo(count=None, seed=7)
+    search_build(force=False)
+
+
+@model_app.command("ensure")
+def model_ensure(force: bool = False) -> None:
+    """Train the Rasa model when training data or config changed since the last training."""
+    from bot.training import rasa_model
+
+    trained = rasa_model.train(force=force)
+    typer.echo(f"rasa model {'trained' if trained else 'is up to date'}: {rasa_model.model_path()}")
+
+
+@app.command("serve")
+def serve() -> None:
+    """Start Rasa, the action server and the gateway together (see README for ports)."""
+    from bot.devstack import serve as run_stack
+
+    raise typer.Exit(run_stack())
+
+
+@bench_app.command("nlu")
+def bench_nlu(folds: int = 3, out: Path = Path("results/nlu-cv")) -> None:
+    """Cross-validate the NLU model and print intent accuracy and macro-F1 as JSON."""
+    from bot.training.evaluation import cross_validate
+
+    result = cross_validate(folds=folds, out=out)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")

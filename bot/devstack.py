@@ -1,0 +1,161 @@
+"""Runs the three processes (Rasa, action server, gateway) as one stack.
+
+Output is prefixed per process; start-up waits until each answers its health check;
+Ctrl-C, or any process exiting, stops them all. Tests use the same class.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bot import PROJECT_ROOT
+
+COLORS = {"rasa": "\033[35m", "actions": "\033[36m", "gateway": "\033[32m"}
+RESET = "\033[0m"
+
+
+@dataclass
+class StackConfig:
+    rasa_port: int = int(os.environ.get("RASA_PORT", "5005"))
+    actions_port: int = int(os.environ.get("ACTIONS_PORT", "5055"))
+    gateway_port: int = int(os.environ.get("GATEWAY_PORT", "8000"))
+    host: str = os.environ.get("BIND_HOST", "127.0.0.1")
+    model: Path = field(default_factory=lambda: Path(os.environ.get("RASA_MODEL", "models/rasa/shop.tar.gz")))
+    tracker_db: Path = field(default_factory=lambda: Path(os.environ.get("TRACKER_DB", "var/rasa_tracker.sqlite3")))
+    python: Path = field(default_factory=lambda: Path(os.environ.get("APP_PYTHON", sys.executable)))
+    rasa_bin: Path = field(default_factory=lambda: Path(os.environ.get("RASA_BIN", ".venv-rasa/bin/rasa")))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    color: bool = sys.stdout.isatty()
+
+
+class Stack:
+    def __init__(self, config: StackConfig, output=None) -> None:  # type: ignore[no-untyped-def]
+        self.config = config
+        self.output = output or sys.stdout
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.rasa_port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.actions_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.gateway_port}"
+
+    def _env(self) -> dict[str, str]:
+        c = self.config
+        env = dict(os.environ)
+        env.update({
+            "ACTION_ENDPOINT_URL": f"{self.actions_url}/webhook",
+            "TRACKER_DIALECT": env.get("TRACKER_DIALECT", "sqlite"),
+            "TRACKER_DB": str(c.tracker_db),
+            "SANIC_HOST": c.host,
+            "SHOP_RASA_URL": self.rasa_url,
+            "SHOP_ACTIONS_URL": self.actions_url,
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(c.extra_env)
+        return env
+
+    def commands(self) -> dict[str, list[str]]:
+        c = self.config
+        return {
+            "rasa": [str(c.rasa_bin), "run", "--model", str(c.model), "--endpoints", "endpoints.yml",
+                     "--credentials", "credentials.yml", "--enable-api", "-i", c.host, "-p", str(c.rasa_port)],
+            "actions": [str(c.python), "-m", "rasa_sdk", "--actions", "actions", "-p", str(c.actions_port)],
+            "gateway": [str(c.python), "-m", "uvicorn", "bot.web.app:app", "--host", c.host,
+                        "--port", str(c.gateway_port), "--no-access-log"],
+        }
+
+    def health_urls(self) -> dict[str, str]:
+        return {"actions": f"{self.actions_url}/health", "rasa": f"{self.rasa_url}/status",
+                "gateway": f"{self.gateway_url}/healthz"}
+
+    def start(self, names: tuple[str, ...] = ("actions", "rasa", "gateway")) -> None:
+        Path(self.config.tracker_db).parent.mkdir(parents=True, exist_ok=True)
+        env = self._env()
+        for name in names:
+            proc = subprocess.Popen(self.commands()[name], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            self.processes[name] = proc
+            threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+
+    def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        prefix = f"{COLORS[name]}{name:>7} |{RESET} " if self.config.color else f"{name:>7} | "
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            with self._lock:
+                self.output.write(prefix + raw.decode(errors="replace"))
+                self.output.flush()
+
+    def wait_healthy(self, timeout: float = 300.0, names: tuple[str, ...] | None = None) -> None:
+        pending = {n: u for n, u in self.health_urls().items() if n in (names or tuple(self.processes))}
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=3.0) as client:
+            while pending:
+                for name, url in list(pending.items()):
+                    proc = self.processes.get(name)
+                    if proc is not None and proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up")
+                    try:
+                        if client.get(url).status_code < 500:
+                            pending.pop(name)
+                    except httpx.HTTPError:
+                        pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not healthy after {timeout:.0f}s: {', '.join(pending)}")
+                time.sleep(0.5)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def wait_any_exit(self) -> tuple[str, int]:
+        while True:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    return name, proc.returncode
+            time.sleep(0.5)
+
+
+def serve(config: StackConfig | None = None) -> int:
+    stack = Stack(config or StackConfig())
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start()
+        print("waiting for rasa, actions and gateway to become healthy ...", flush=True)
+        stack.wait_healthy()
+        print(f"\n  shop-assistant is ready: {stack.gateway_url}  (Ctrl-C stops everything)\n", flush=True)
+        name, code = stack.wait_any_exit()
+        print(f"{name} exited with code {code}; stopping the others", file=sys.stderr)
+        return code or 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()

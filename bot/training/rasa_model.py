@@ -1,0 +1,57 @@
+"""Trains the Rasa model only when its inputs changed, using a fingerprint of those inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot import PROJECT_ROOT
+
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/stories", "data/rules", "requirements/rasa.lock")
+MODEL_NAME = "shop"
+
+
+def rasa_executable() -> Path:
+    return Path(os.environ.get("RASA_BIN", PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"))
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("SHOP_RASA_MODEL_DIR", PROJECT_ROOT / "models" / "rasa"))
+
+
+def fingerprint(root: Path = PROJECT_ROOT) -> str:
+    digest = hashlib.sha256()
+    for name in TRAINING_INPUTS:
+        path = root / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def model_path() -> Path:
+    return model_dir() / f"{MODEL_NAME}.tar.gz"
+
+
+def is_current() -> bool:
+    stamp = model_dir() / "fingerprint.txt"
+    return model_path().exists() and stamp.exists() and stamp.read_text().strip() == fingerprint()
+
+
+def train(force: bool = False) -> bool:
+    """Train when needed; returns True when a new model was trained."""
+    if not force and is_current():
+        return False
+    out = model_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    expected = fingerprint()
+    cmd = [str(rasa_executable()), "train", "--fixed-model-name", MODEL_NAME, "--out", str(out),
+           "--config", "config.yml", "--domain", "domain.yml", "--data", "data/nlu", "data/stories", "data/rules"]
+    print(f"training the Rasa model ({' '.join(cmd[1:3])}) ...", file=sys.stderr, flush=True)
+    subprocess.run(cmd, cwd=PROJECT_ROOT, check=True)
+    (out / "fingerprint.txt").write_text(expected + "\n")
+    return True

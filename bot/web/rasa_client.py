@@ -1,0 +1,55 @@
+"""Relay to Rasa's REST channel over one pooled HTTP client with timeouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+APOLOGY = ("Sorry, I'm having trouble answering right now. Please try again in a minute; "
+           "your message was not lost, just send it again.")
+
+
+class RasaUnavailable(RuntimeError):
+    """Rasa (or the action server behind it) could not answer."""
+
+
+class RasaClient:
+    def __init__(self, base_url: str, timeout_s: float = 20.0, actions_url: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.actions_url = actions_url.rstrip("/") if actions_url else None
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=2.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def send(self, conversation_id: str, text: str, metadata: dict[str, Any] | None = None) -> list[dict]:
+        body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
+        try:
+            response = await self._http.post(f"{self.base_url}/webhooks/rest/webhook", json=body)
+            response.raise_for_status()
+            replies = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise RasaUnavailable(f"rasa did not answer: {exc!r}") from exc
+        if not isinstance(replies, list):
+            raise RasaUnavailable(f"unexpected reply from rasa: {replies!r:.200}")
+        if not replies and not await self.actions_healthy():
+            # Rasa swallows action-server failures and answers with nothing at all.
+            raise RasaUnavailable("action server is down")
+        return replies
+
+    async def check(self, url: str) -> tuple[bool, str]:
+        try:
+            response = await self._http.get(url, timeout=3.0)
+        except httpx.HTTPError as exc:
+            return False, type(exc).__name__
+        return response.status_code < 400, f"HTTP {response.status_code}"
+
+    async def actions_healthy(self) -> bool:
+        if self.actions_url is None:
+            return True
+        ok, _ = await self.check(f"{self.actions_url}/health")
+        return ok
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
