@@ -52,7 +52,9 @@ def _quick_replies(hits: list[Hit]) -> list[dict[str, str]]:
     return replies
 
 
-def _show_results(dispatcher: CollectingDispatcher, query: ParsedQuery, offset: int, intro: str) -> list[dict[str, Any]]:
+def _show_results(
+    dispatcher: CollectingDispatcher, query: ParsedQuery, offset: int, intro: str
+) -> list[dict[str, Any]]:
     search = services.product_search()
     hits = search.search(query, limit=PAGE, offset=offset)
     relaxed = ""

@@ -14,8 +14,10 @@ _CARDINALS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "s
               "ten": 10}
 _NUMBER_REF = re.compile(r"\b(?:number|no\.?|nr\.?|item|option|product)\s*(\d{1,2})\b", re.I)
 _LAST = re.compile(r"\b(?:last|final|bottom)\b", re.I)
-_QTY = re.compile(r"\b(\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten)\s*(?:x\b|of\b|pieces?\b|pcs\b|pairs?\b|units?\b)",
-                  re.I)
+_QTY = re.compile(
+    r"\b(\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten)\s*(?:x\b|of\b|pieces?\b|pcs\b|pairs?\b|units?\b)",
+    re.I,
+)
 _SIZE = re.compile(r"\b(?:size|sz|in)\s+(xxs|xs|s|m|l|xl|xxl|\d{1,2}(?:\.5)?|\dt|single|double|queen|king)\b", re.I)
 _WORD = re.compile(r"[a-z0-9']+")
 

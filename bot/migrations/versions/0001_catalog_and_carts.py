@@ -1,7 +1,7 @@
 """catalog and carts
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 22:47:34.232253
 """
 import sqlalchemy as sa

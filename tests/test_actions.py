@@ -1,0 +1,168 @@
+"""Actions run against real Trackers, a real CollectingDispatcher, the real index and SQLite."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.cart import ActionAddToCart, ActionCheckout, ActionRemoveFromCart, ActionViewCart
+from actions.policy import ActionAnswerPolicy
+from actions.search import (
+    ActionCompareProducts,
+    ActionProductDetails,
+    ActionRecommend,
+    ActionRefineSearch,
+    ActionSearchProducts,
+)
+from bot.policy import get_policy
+
+pytestmark = pytest.mark.usefixtures("catalog")
+
+
+def tracker(text: str, intent: str, slots: dict[str, Any] | None = None, sender: str | None = None,
+            entities: list[dict[str, Any]] | None = None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.98}, "entities": entities or []}
+    return Tracker(sender or f"test-{uuid.uuid4().hex[:10]}", slots or {}, latest, [], False, None, {}, "action_listen")
+
+
+def run(action, t: Tracker) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # type: ignore[no-untyped-def]
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, t, {})
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    return dispatcher.messages, slots
+
+
+def cards(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for m in messages if (c := m.get("custom")) and c.get("type") == "product_cards" for p in c["products"]]
+
+
+def test_policy_action_answers_from_the_policy_file() -> None:
+    messages, _ = run(ActionAnswerPolicy(), tracker("what payment do you take", "check_payment_methods"))
+    assert messages[0]["text"] == get_policy().answer("check_payment_methods").text
+    assert messages[0]["buttons"][0]["payload"] == "/payment_issue"
+
+
+def test_policy_action_falls_back_for_an_intent_without_answer() -> None:
+    messages, _ = run(ActionAnswerPolicy(), tracker("hmm", "greet"))
+    assert messages[0]["response"] == "utter_default"
+
+
+def test_search_shows_cards_with_reasons_and_narrowing_quick_replies() -> None:
+    messages, slots = run(ActionSearchProducts(), tracker("warm waterproof jacket under 80", "search_product"))
+    shown = cards(messages)
+    assert 1 <= len(shown) <= 5
+    assert all(c["price"] <= 80 and "Jacket" in c["title"] for c in shown)
+    assert all(c["reason"] and c["image"].endswith(".svg") for c in shown)
+    assert {b["title"] for b in shown[0]["buttons"]} == {"Details", "Add to cart"}
+    quick = [b["title"] for m in messages for b in m.get("buttons", [])]
+    assert "Cheaper" in quick and "Show more" in quick
+    assert slots["shown_products"] == [c["id"] for c in shown]
+    assert slots["search_filters"]["max_price"] == 80.0
+
+
+def test_vague_request_gets_one_clarifying_question() -> None:
+    messages, slots = run(ActionSearchProducts(), tracker("a gift", "search_product"))
+    assert not cards(messages) and "?" in messages[0]["text"] and messages[0]["buttons"]
+    assert not slots
+
+
+def test_refine_cheaper_keeps_the_query_and_lowers_prices() -> None:
+    _, first = run(ActionSearchProducts(), tracker("leather boots", "search_product"))
+    from actions import services
+
+    before = [services.product_search().get(i).price for i in first["shown_products"]]
+    messages, refined = run(ActionRefineSearch(), tracker("cheaper", "refine_search", first))
+    after = [c["price"] for c in cards(messages)]
+    assert after and max(after) <= sorted(before)[len(before) // 2]
+    assert refined["search_query"] == first["search_query"]
+
+
+def test_refine_color_and_show_more() -> None:
+    _, first = run(ActionSearchProducts(), tracker("t-shirt", "search_product"))
+    messages, red = run(ActionRefineSearch(), tracker("in red", "refine_search", first))
+    assert cards(messages) and all("Red" in c["title"] for c in cards(messages))
+    messages, more = run(ActionRefineSearch(), tracker("show more", "refine_search", red))
+    assert more["search_offset"] == 5.0
+    assert not set(more["shown_products"]) & set(red["shown_products"])
+
+
+def test_no_results_relaxes_a_constraint_and_says_which() -> None:
+    messages, _ = run(ActionSearchProducts(), tracker("headphones under 3 dollars", "search_product"))
+    assert cards(messages) and all("Headphones" in c["title"] for c in cards(messages))
+    assert "dropped the price limit" in messages[0]["text"]
+
+
+def test_details_by_ordinal_and_by_button() -> None:
+    _, found = run(ActionSearchProducts(), tracker("wireless headphones", "search_product"))
+    messages, slots = run(ActionProductDetails(), tracker("tell me more about the second one", "product_details",
+                                                          found))
+    second = found["shown_products"][1]
+    assert slots["focused_product"] == second
+    assert cards(messages)[0]["id"] == second
+    payload = f'/product_details{json.dumps({"product_id": str(second)})}'
+    messages, _ = run(ActionProductDetails(), tracker(payload, "product_details", {},
+                                                      entities=[{"entity": "product_id", "value": str(second)}]))
+    assert cards(messages)[0]["id"] == second
+
+
+def test_details_without_context_asks_which() -> None:
+    messages, _ = run(ActionProductDetails(), tracker("tell me more", "product_details"))
+    assert "Which product" in messages[0]["text"]
+
+
+def test_compare_two_products_side_by_side() -> None:
+    _, found = run(ActionSearchProducts(), tracker("smartwatch", "search_product"))
+    messages, _ = run(ActionCompareProducts(), tracker("compare the first and the third", "compare_products", found))
+    ids = [c["id"] for c in cards(messages)]
+    assert ids == [found["shown_products"][0], found["shown_products"][2]]
+    assert "Price:" in messages[0]["text"] and "Rating:" in messages[0]["text"]
+
+
+def test_recommend_without_and_with_context() -> None:
+    messages, top = run(ActionRecommend(), tracker("what do you recommend", "recommend"))
+    assert len(cards(messages)) == 5
+    focus = top["shown_products"][0]
+    messages, similar = run(ActionRecommend(), tracker("anything similar", "recommend", {"focused_product": focus}))
+    assert focus not in similar["shown_products"] and cards(messages)
+
+
+def test_cart_flow_asks_for_size_checks_stock_and_checks_out() -> None:
+    sender = f"cart-{uuid.uuid4().hex[:8]}"
+    _, found = run(ActionSearchProducts(), tracker("running shoes", "search_product", sender=sender))
+    messages, slots = run(ActionAddToCart(), tracker("add the first one", "add_to_cart", found, sender))
+    assert "Which size" in messages[0]["text"]
+    size_button = messages[0]["buttons"][0]
+    product_id = found["shown_products"][0]
+    payload = json.loads("{" + size_button["payload"].split("{", 1)[1])
+    entities = [{"entity": k, "value": v} for k, v in payload.items()]
+    messages, _ = run(ActionAddToCart(), tracker(size_button["payload"], "add_to_cart", slots, sender, entities))
+    assert messages[0]["text"].startswith("Added 1 x")
+    messages, _ = run(ActionViewCart(), tracker("whats in my cart", "view_cart", sender=sender))
+    assert "Total:" in messages[0]["text"] and f"size {payload['size']}" in messages[0]["text"]
+    messages, _ = run(ActionCheckout(), tracker("checkout", "checkout", sender=sender))
+    assert f"/checkout?cart={sender}" in messages[0]["text"]
+    messages, _ = run(ActionRemoveFromCart(), tracker("remove it", "remove_from_cart", sender=sender))
+    assert "Removed" in messages[0]["text"] and "empty now" in messages[0]["text"]
+    messages, _ = run(ActionCheckout(), tracker("checkout", "checkout", sender=sender))
+    assert "empty" in messages[0]["text"]
+    assert product_id
+
+
+def test_add_to_cart_refuses_more_than_in_stock(db_session) -> None:
+    from sqlalchemy import select
+
+    from bot.catalog.models import Product
+
+    product = db_session.scalars(select(Product).where(Product.sizes == [], Product.stock > 0,
+                                                       Product.stock <= 5).limit(1)).one()
+    sender = f"stock-{uuid.uuid4().hex[:8]}"
+    entities = [{"entity": "product_id", "value": str(product.id)}]
+    messages, _ = run(ActionAddToCart(), tracker("add 9 of those", "add_to_cart", {}, sender, entities))
+    assert f"Only {product.stock} of" in messages[0]["text"]
+    messages, _ = run(ActionViewCart(), tracker("cart", "view_cart", sender=sender))
+    assert "empty" in messages[0]["text"]

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from bot.catalog.models import Product
+from bot.search import index as product_index
+from bot.search import references
+from bot.search.embeddings import get_embedder
+from bot.search.query import Filters, ParsedQuery, parse
+
+COLORS = frozenset({"red", "blue", "black"})
+
+
+@pytest.mark.parametrize(
+    ("text", "semantic", "min_price", "max_price"),
+    [
+        ("warm waterproof jacket under 80", "warm waterproof jacket", None, 80.0),
+        ("running shoes between 20 and 40 dollars", "running shoes", 20.0, 40.0),
+        ("headphones less than $100", "headphones", None, 100.0),
+        ("laptop over 1000", "laptop", 1000.0, None),
+        ("do you have a yoga mat 20-40", "yoga mat", 20.0, 40.0),
+    ],
+)
+def test_price_expressions_become_filters(text: str, semantic: str, min_price, max_price) -> None:
+    parsed = parse(text, COLORS)
+    assert parsed.text == semantic
+    assert (parsed.filters.min_price, parsed.filters.max_price) == (min_price, max_price)
+
+
+def test_colors_and_cheap_are_understood() -> None:
+    parsed = parse("cheap red dress", COLORS)
+    assert parsed.filters.colors == ("red",)
+    assert parsed.wants_cheap
+    assert "cheap" not in parsed.text
+
+
+def test_search_finds_relevant_products(catalog: int) -> None:
+    from actions import services
+
+    search = services.product_search()
+    hits = search.search(search.parse("noise cancelling headphones"), limit=5)
+    assert len(hits) == 5
+    assert all("Headphones" in h.product.category for h in hits)
+    assert all(h.reason for h in hits)
+
+
+def test_filters_apply_inside_retrieval_and_still_fill_the_page(catalog: int) -> None:
+    from actions import services
+
+    search = services.product_search()
+    query = ParsedQuery("warm winter jacket", Filters(max_price=60.0, colors=("red",)))
+    hits = search.search(query, limit=5)
+    # The filter admits more than 5 products, so 5 must come back even if none were in an unfiltered top-5.
+    with search._session_factory() as session:  # noqa: SLF001
+        matching = session.scalars(select(Product).where(Product.price <= 60, Product.color == "red")).all()
+    assert len(matching) >= 5
+    assert len(hits) == 5
+    assert all(h.product.price <= 60 and h.product.color == "red" for h in hits)
+
+
+def test_pages_do_not_repeat(catalog: int) -> None:
+    from actions import services
+
+    search = services.product_search()
+    query = search.parse("sneakers")
+    first = [h.product.id for h in search.search(query, limit=5)]
+    second = [h.product.id for h in search.search(query, limit=5, offset=5)]
+    assert len(second) == 5 and not set(first) & set(second)
+
+
+def test_index_is_persisted_and_rebuilt_only_when_stale(catalog: int, db_session, tmp_path) -> None:
+    embedder = get_embedder()
+    built = product_index.ensure(db_session, embedder, tmp_path)
+    assert built.size == catalog
+    manifest = (tmp_path / product_index.MANIFEST_FILE).read_text()
+    assert '"model": "all-MiniLM-L6-v2"' in manifest and '"dimension": 384' in manifest
+    mtime = (tmp_path / product_index.INDEX_FILE).stat().st_mtime_ns
+    again = product_index.ensure(db_session, embedder, tmp_path)
+    assert again.fingerprint == built.fingerprint
+    assert (tmp_path / product_index.INDEX_FILE).stat().st_mtime_ns == mtime  # reused, not rebuilt
+    product = db_session.scalars(select(Product).limit(1)).one()
+    product.description += " Now with a lifetime warranty."
+    db_session.flush()
+    rebuilt = product_index.ensure(db_session, embedder, tmp_path)
+    assert rebuilt.fingerprint != built.fingerprint
+    db_session.rollback()
+
+
+def test_embeddings_are_normalised_and_semantic() -> None:
+    vectors = get_embedder().encode(["waterproof rain jacket", "raincoat for wet weather", "espresso machine"])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("tell me more about the second one", [1]), ("compare the first and the last", [0, 4]),
+     ("number 3 please", [2]), ("the 4th", [3]), ("the tenth", [])],
+)
+def test_ordinal_references(text: str, expected: list[int]) -> None:
+    assert references.positions(text, 5) == expected
+
+
+def test_quantity_and_size_references() -> None:
+    assert references.quantity("add 2 of those") == 2
+    assert references.quantity("three pairs please") == 3
+    assert references.quantity("add it") == 1
+    assert references.size("in size M please", ["S", "M", "L"]) == "M"
+    assert references.size("size 42", ["S", "M"]) == ""
