@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 from collections import Counter
 from dataclasses import asdict, replace
@@ -29,7 +30,10 @@ _REFINE_FILLER = re.compile(
 )
 _VAGUE = {"gift", "present", "something", "anything", "stuff", "things", "item", "product", "products"}
 
-services.product_search()  # load the embedding model and the index when the action server starts
+if multiprocessing.parent_process() is not None:
+    # In the action server's worker process: load the model and index before the first shopper
+    # asks. (Sanic's parent process only registers the actions and never searches.)
+    services.product_search()
 
 
 def _filters_slot(filters: Filters) -> dict[str, Any]:
@@ -140,7 +144,7 @@ class ActionRefineSearch(Action):
         shown = [p for p in (search.get(i) for i in shown_ids(tracker)) if p is not None]
         if _CHEAPER.search(text) and shown:
             prices = sorted(p.price for p in shown)
-            filters = replace(filters, max_price=round(prices[len(prices) // 2], 2), min_price=None)
+            filters = replace(filters, max_price=round(prices[len(prices) // 2] - 0.01, 2), min_price=None)
         elif _PRICIER.search(text) and shown:
             filters = replace(filters, min_price=round(max(p.price for p in shown), 2), max_price=None)
         if change.filters.max_price is not None or change.filters.min_price is not None:

@@ -67,6 +67,7 @@ class Stack:
             "SHOP_RASA_URL": self.rasa_url,
             "SHOP_ACTIONS_URL": self.actions_url,
             "PYTHONUNBUFFERED": "1",
+            "RASA_TELEMETRY_ENABLED": "false",  # no phoning home (and no network here anyway)
         })
         env.update(c.extra_env)
         return env

@@ -67,3 +67,31 @@ def db_session(catalog: int) -> Iterator:
 
     with session_scope() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def stack(catalog: int, tmp_root: Path) -> Iterator:
+    """The real thing: Rasa with the trained model, the action server and the gateway, on free ports."""
+    from bot.devstack import Stack, StackConfig
+    from bot.training import rasa_model
+
+    if not rasa_model.model_path().exists():
+        pytest.fail("no trained Rasa model: run `make model` (make test does) first")
+    log = (tmp_root / "stack.log").open("w")
+    config = StackConfig(
+        rasa_port=free_port(), actions_port=free_port(), gateway_port=free_port(), model=rasa_model.model_path(),
+        tracker_db=tmp_root / "tracker.sqlite3", python=ROOT / ".venv" / "bin" / "python",
+        rasa_bin=rasa_model.rasa_executable(), color=False,
+    )
+    running = Stack(config, output=log)
+    running.start()
+    try:
+        running.wait_healthy(timeout=240)
+        yield running
+    except (RuntimeError, TimeoutError) as exc:
+        log.flush()
+        tail = (tmp_root / "stack.log").read_text()[-4000:]
+        pytest.fail(f"stack did not start: {exc}\n{tail}")
+    finally:
+        running.stop()
+        log.close()

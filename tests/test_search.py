@@ -51,7 +51,7 @@ def test_filters_apply_inside_retrieval_and_still_fill_the_page(catalog: int) ->
     query = ParsedQuery("warm winter jacket", Filters(max_price=60.0, colors=("red",)))
     hits = search.search(query, limit=5)
     # The filter admits more than 5 products, so 5 must come back even if none were in an unfiltered top-5.
-    with search._session_factory() as session:  # noqa: SLF001
+    with search._session_factory() as session:
         matching = session.scalars(select(Product).where(Product.price <= 60, Product.color == "red")).all()
     assert len(matching) >= 5
     assert len(hits) == 5

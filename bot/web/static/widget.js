@@ -505,7 +505,7 @@
     setAttrs(log, { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Conversation", "data-testid": "sa-log" });
 
     var empty = el("div", "sa-empty");
-    empty.appendChild(el("strong", null, "Hi there! 👋"));
+    empty.appendChild(el("strong", null, "Hi there!"));
     empty.appendChild(el("span", null, "Tell me what you're looking for and I'll find products that fit."));
 
     var typingWrap = el("div", "sa-typing-wrap");
@@ -877,7 +877,10 @@
       connected = true;
       attempt = 0;
       setStatus("");
-      flushOutbox();
+      if (outbox.length) {
+        flushOutbox();
+        setTyping(true); // queued messages are now on their way
+      }
     };
     sock.onmessage = function (ev) {
       if (ws !== sock) return;
@@ -888,9 +891,10 @@
       if (ws !== sock) return;
       ws = null;
       connected = false;
-      setTyping(false);
+      if (!outbox.length) setTyping(false);
       if (ev && FATAL_CLOSE_CODES.indexOf(ev.code) !== -1) {
         autoReconnect = false;
+        setTyping(false);
         setStatus("Disconnected");
         return;
       }

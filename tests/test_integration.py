@@ -1,0 +1,83 @@
+"""A real Rasa server with the trained model, a real action server and the gateway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def say(stack, conversation_id: str, text: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    response = httpx.post(f"{stack.gateway_url}/api/chat", json={"conversation_id": conversation_id, "text": text},
+                          timeout=30)
+    response.raise_for_status()
+    return response.json()["replies"]
+
+
+def texts(replies: list[dict[str, Any]]) -> str:
+    return "\n".join(r.get("text") or "" for r in replies)
+
+
+def cards(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for r in replies if (c := r.get("custom")) and c.get("type") == "product_cards" for p in c["products"]]
+
+
+def test_health_is_green(stack) -> None:  # type: ignore[no-untyped-def]
+    body = httpx.get(f"{stack.gateway_url}/healthz").json()
+    assert body["status"] == "ok", body
+
+
+def test_scripted_shopping_conversation(stack) -> None:  # type: ignore[no-untyped-def]
+    cid = f"it-{uuid.uuid4().hex[:12]}"
+    greeting = say(stack, cid, "hi there")
+    assert "shopping assistant" in texts(greeting) and greeting[0]["buttons"]
+
+    found = say(stack, cid, "i need a warm waterproof jacket under 80")
+    jackets = cards(found)
+    assert jackets and all(c["price"] <= 80 and "Jacket" in c["title"] for c in jackets)
+
+    cheaper = cards(say(stack, cid, "cheaper"))
+    assert cheaper and max(c["price"] for c in cheaper) < sorted(c["price"] for c in jackets)[len(jackets) // 2]
+
+    details = say(stack, cid, "tell me more about the second one")
+    assert cards(details)[0]["id"] == cheaper[1]["id"]
+    assert "Sizes:" in texts(details)
+
+    ask_size = say(stack, cid, "add it to my cart")
+    assert "Which size" in texts(ask_size)
+    size_button = ask_size[0]["buttons"][0]
+    added = say(stack, cid, size_button["payload"])
+    assert "Added 1 x" in texts(added)
+
+    cart = say(stack, cid, "what's in my cart")
+    assert "Total:" in texts(cart)
+
+    checkout = say(stack, cid, "take me to checkout")
+    assert f"/checkout?cart={cid}" in texts(checkout)
+
+    shipping = say(stack, cid, "how long does delivery take")
+    assert "3 to 5 business days" in texts(shipping)
+
+
+def test_the_bot_recovers_after_the_action_server_comes_back(stack) -> None:  # type: ignore[no-untyped-def]
+    cid = f"it-{uuid.uuid4().hex[:12]}"
+    actions = stack.processes["actions"]
+    os.killpg(actions.pid, signal.SIGTERM)
+    actions.wait(15)
+    try:
+        replies = httpx.post(f"{stack.gateway_url}/api/chat",
+                             json={"conversation_id": cid, "text": "what payment methods do you accept"}, timeout=30)
+        assert replies.status_code == 200
+        assert replies.json()["degraded"] is True
+        assert "trouble" in texts(replies.json()["replies"])
+        assert httpx.get(f"{stack.gateway_url}/healthz").json()["checks"]["actions"]["ok"] is False
+    finally:
+        stack.start(("actions",))
+        stack.wait_healthy(timeout=120, names=("actions",))
+    assert "PayPal" in texts(say(stack, cid, "what payment methods do you accept"))

@@ -1,0 +1,50 @@
+"""Rasa's own checks: data validation and the test stories, on the trained model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from bot.training import rasa_model
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.rasa
+
+
+def _rasa(*args: str, tmp_path) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "ACTION_ENDPOINT_URL": "http://127.0.0.1:1/webhook",
+           "TRACKER_DIALECT": "sqlite", "TRACKER_DB": str(tmp_path / "tracker.sqlite3")}
+    return subprocess.run([str(rasa_model.rasa_executable()), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_training_data_validates_without_warnings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = _rasa("data", "validate", "--fail-on-warnings", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_every_intent_has_enough_varied_examples() -> None:
+    import yaml
+
+    counts: dict[str, int] = {}
+    for path in (ROOT / "data" / "nlu").glob("*.yml"):
+        for block in yaml.safe_load(path.read_text())["nlu"]:
+            if "intent" in block:
+                examples = [e for e in block["examples"].splitlines() if e.strip().startswith("- ")]
+                counts[block["intent"]] = counts.get(block["intent"], 0) + len(set(examples))
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    assert set(domain["intents"]) <= set(counts)
+    thin = {k: v for k, v in counts.items() if v < 30}
+    assert not thin, thin
+
+
+def test_story_main_paths_pass(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert rasa_model.is_current(), "the Rasa model is stale: run `make model`"
+    out = tmp_path / "results"
+    result = _rasa("test", "core", "--model", str(rasa_model.model_path()), "--stories", "tests/test_stories.yml",
+                   "--fail-on-prediction-errors", "--out", str(out), "--no-plot", tmp_path=tmp_path)
+    failed = (out / "failed_test_stories.yml")
+    detail = failed.read_text()[-4000:] if failed.exists() else result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, detail
