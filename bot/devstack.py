@@ -159,4 +159,7 @@ def serve(config: StackConfig | None = None) -> int:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C or SIGTERM must not interrupt the shutdown and orphan a process.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()

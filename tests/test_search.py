@@ -108,3 +108,14 @@ def test_quantity_and_size_references() -> None:
     assert references.quantity("add it") == 1
     assert references.size("in size M please", ["S", "M", "L"]) == "M"
     assert references.size("size 42", ["S", "M"]) == ""
+
+
+def test_out_of_stock_products_rank_after_comparable_ones_in_stock(catalog: int) -> None:
+    from actions import services
+    from bot.search.service import OUT_OF_STOCK_PENALTY
+
+    search = services.product_search()
+    hits = search.search(search.parse("jacket"), limit=20)
+    adjusted = [h.score - (OUT_OF_STOCK_PENALTY if h.product.stock <= 0 else 0) for h in hits]
+    assert adjusted == sorted(adjusted, reverse=True)
+    assert any(h.product.stock <= 0 for h in search.search(search.parse("jacket"), limit=40)), "no case tested"

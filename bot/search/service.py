@@ -15,6 +15,8 @@ from bot.search.embeddings import Embedder, get_embedder
 from bot.search.query import Filters, ParsedQuery, parse
 
 _WORD = re.compile(r"[a-z0-9]+")
+OUT_OF_STOCK_PENALTY = 0.1
+OUT_OF_STOCK_POOL = 20
 _STOP = {"the", "and", "for", "with", "from", "that", "this", "one", "ones", "something", "thing", "me", "my"}
 
 
@@ -68,10 +70,13 @@ class ProductSearch:
         with self._session_factory() as session:
             allowed = None if query.filters.is_empty() else _allowed_ids(session, query.filters)
             vector = self._embedder.encode([query.text])[0]
-            ranked = self._index.search(vector, limit + offset + (50 if query.wants_cheap else 0), allowed)
+            ranked = self._index.search(vector, limit + offset + (50 if query.wants_cheap else OUT_OF_STOCK_POOL),
+                                        allowed)
             products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_([i for i, _ in ranked])))}
             hits = [Hit(ProductView.of(products[pid]), score, _reason(products[pid], query))
                     for pid, score in ranked if pid in products]
+        # Out-of-stock products stay findable but rank after comparable ones in stock.
+        hits.sort(key=lambda h: h.score - (OUT_OF_STOCK_PENALTY if h.product.stock <= 0 else 0.0), reverse=True)
         if query.wants_cheap:  # among the relevant ones, cheapest first
             hits = sorted(hits[: max(limit + offset, 20)], key=lambda h: h.product.price)
         return hits[offset: offset + limit]
