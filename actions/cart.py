@@ -23,6 +23,16 @@ def _cart_text(summary: CartSummary) -> str:
     return "\n".join([*lines, f"Total: {money(summary.total, summary.currency)} ({summary.item_count} items)"])
 
 
+def _cart_or_nudge(dispatcher: CollectingDispatcher, tracker: Tracker, empty_text: str) -> CartSummary | None:
+    """The shopper's cart, or None after telling them it is empty."""
+    with session_scope() as session:
+        summary = cart.summary(session, tracker.sender_id)
+    if summary.lines:
+        return summary
+    dispatcher.utter_message(text=empty_text, buttons=[button("Best sellers", "recommend")])
+    return None
+
+
 class ActionAddToCart(Action):
     def name(self) -> str:
         return "action_add_to_cart"
@@ -62,11 +72,8 @@ class ActionViewCart(Action):
         return "action_view_cart"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        with session_scope() as session:
-            summary = cart.summary(session, tracker.sender_id)
-        if not summary.lines:
-            dispatcher.utter_message(text="Your cart is empty. What are you looking for?",
-                                     buttons=[button("Best sellers", "recommend")])
+        summary = _cart_or_nudge(dispatcher, tracker, "Your cart is empty. What are you looking for?")
+        if summary is None:
             return []
         dispatcher.utter_message(text="Your cart:\n" + _cart_text(summary),
                                  buttons=[button("Checkout", "checkout")])
@@ -115,11 +122,8 @@ class ActionCheckout(Action):
         return "action_checkout"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        with session_scope() as session:
-            summary = cart.summary(session, tracker.sender_id)
-        if not summary.lines:
-            dispatcher.utter_message(text="Your cart is empty, so there's nothing to check out yet.",
-                                     buttons=[button("Best sellers", "recommend")])
+        summary = _cart_or_nudge(dispatcher, tracker, "Your cart is empty, so there's nothing to check out yet.")
+        if summary is None:
             return []
         policy = services.policy()
         free_over = float(policy.fact("shipping.free_over"))
