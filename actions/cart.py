@@ -44,6 +44,10 @@ class ActionAddToCart(Action):
                                           "e.g. \"add the first one\".")
             return []
         product = products[0]
+        if product.stock <= 0:
+            dispatcher.utter_message(text=f"Sorry, {product.title} is out of stock right now.",
+                                     buttons=[button("Similar products", "recommend", product_id=product.id)])
+            return [SlotSet("focused_product", float(product.id))]
         text = user_text(tracker)
         size = entity(tracker, "size") or references.size(text, product.sizes)
         if product.sizes and not size:

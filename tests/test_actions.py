@@ -166,3 +166,14 @@ def test_add_to_cart_refuses_more_than_in_stock(db_session) -> None:
     assert f"Only {product.stock} of" in messages[0]["text"]
     messages, _ = run(ActionViewCart(), tracker("cart", "view_cart", sender=sender))
     assert "empty" in messages[0]["text"]
+
+
+def test_out_of_stock_product_is_refused_before_asking_for_a_size(db_session) -> None:
+    from sqlalchemy import select
+
+    from bot.catalog.models import Product
+
+    product = db_session.scalars(select(Product).where(Product.stock == 0, Product.sizes != []).limit(1)).one()
+    entities = [{"entity": "product_id", "value": str(product.id)}]
+    messages, _ = run(ActionAddToCart(), tracker("add it", "add_to_cart", {}, entities=entities))
+    assert "out of stock" in messages[0]["text"] and messages[0]["buttons"][0]["title"] == "Similar products"

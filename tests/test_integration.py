@@ -49,6 +49,10 @@ def test_scripted_shopping_conversation(stack) -> None:  # type: ignore[no-untyp
     assert cards(details)[0]["id"] == cheaper[1]["id"]
     assert "Sizes:" in texts(details)
 
+    ordinals = ["first", "second", "third", "fourth", "fifth"]
+    in_stock = next(i for i, c in enumerate(cheaper) if c["stock"] > 0)
+    say(stack, cid, f"tell me more about the {ordinals[in_stock]} one")
+
     ask_size = say(stack, cid, "add it to my cart")
     assert "Which size" in texts(ask_size)
     size_button = ask_size[0]["buttons"][0]
