@@ -44,6 +44,56 @@ def catalog_demo(count: Annotated[int | None, typer.Option(help="number of produ
     typer.echo(f"demo catalog: {stats.inserted} inserted, {stats.updated} updated, {stats.unchanged} unchanged")
 
 
+@catalog_app.command("import")
+def catalog_import(
+    path: Path,
+    fmt: Annotated[str, typer.Option("--format", help="shopify | csv | jsonl")] = "jsonl",
+    mapping: Annotated[list[str] | None, typer.Option("--map", help="COLUMN=FIELD, repeatable")] = None,
+    batch: int = 500,
+) -> None:
+    """Import products (upsert by SKU). Bad rows are reported with their line; good rows still go in."""
+    from rich.progress import Progress
+
+    from bot.catalog import importers
+    from bot.catalog.store import UpsertStats, upsert_products
+    from bot.db import migrate, session_scope
+
+    try:
+        reader = importers.read(path, importers.Format(fmt), importers.parse_mapping(mapping or []))
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    migrate()
+    total, errors, pending = UpsertStats(), 0, []
+
+    def flush() -> None:
+        with session_scope() as session:
+            stats = upsert_products(session, pending)
+        total.inserted += stats.inserted
+        total.updated += stats.updated
+        total.unchanged += stats.unchanged
+        pending.clear()
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"importing {path.name}", total=None)
+        for row in reader:
+            progress.advance(task)
+            if row.error:
+                errors += 1
+                progress.console.print(f"{path}:{row.line}: {row.error}", style="red", highlight=False)
+                continue
+            pending.append(row.product)
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+    typer.echo(f"imported {path.name}: {total.inserted} inserted, {total.updated} updated, "
+               f"{total.unchanged} unchanged, {errors} rejected")
+    typer.echo("run `python -m bot search build` to refresh the search index")
+    if errors:
+        raise typer.Exit(1)
+
+
 @search_app.command("build")
 def search_build(force: bool = False) -> None:
     """Build the FAISS index, or reuse it when the catalog did not change."""
