@@ -145,6 +145,23 @@ def serve() -> None:
     raise typer.Exit(run_stack())
 
 
+@bench_app.command("search")
+def bench_search(
+    dataset: Annotated[Path, typer.Option(help="folder with products.jsonl, queries.tsv, qrels.tsv")],
+    baselines: Annotated[bool, typer.Option(help="also report BM25, dense and RRF baselines")] = False,
+    tune: Annotated[bool, typer.Option(help="grid-search the fusion weights on this dataset first")] = False,
+) -> None:
+    """nDCG@10, recall@100 and query latency of the full search path, as one JSON line."""
+    from bot.search.benchmark import benchmark
+
+    for name in ("products.jsonl", "queries.tsv", "qrels.tsv"):
+        if not (dataset / name).exists():
+            typer.echo(f"error: {dataset / name} is missing", err=True)
+            raise typer.Exit(2)
+    json.dump(benchmark(dataset, baselines=baselines, tune=tune), sys.stdout)
+    sys.stdout.write("\n")
+
+
 @bench_app.command("nlu")
 def bench_nlu(folds: int = 3, out: Path = Path("results/nlu-cv")) -> None:
     """Cross-validate the NLU model and print intent accuracy and macro-F1 as JSON."""

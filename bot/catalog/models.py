@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base
 
+DENSE_DESCRIPTION_WORDS = 30
+
 
 class Product(Base):
     __tablename__ = "products"
@@ -35,10 +37,21 @@ class Product(Base):
     def department(self) -> str:
         return self.category.split(" > ", 1)[0]
 
-    def search_text(self) -> str:
-        """The text that is embedded and indexed for this product."""
-        parts = [self.title, self.brand, self.category.replace(" > ", " "), self.color, self.material]
+    def _facets(self) -> list[str]:
+        parts = [self.brand, self.category.replace(" > ", " "), self.color, self.material]
         if self.gender:
             parts.append(f"for {self.gender}")
-        parts.append(self.description)
-        return ". ".join(p for p in parts if p)
+        return [p for p in parts if p]
+
+    def search_text(self) -> str:
+        """The text that is embedded: title, facets and the start of the description.
+
+        Short texts embed better than long ones with MiniLM (measured on search-dev), so the
+        description is cut to its first words here; BM25 gets all of it.
+        """
+        lead = " ".join(self.description.split()[:DENSE_DESCRIPTION_WORDS])
+        return ". ".join(p for p in [self.title, *self._facets(), lead] if p)
+
+    def lexical_text(self) -> str:
+        """The text BM25 indexes: the title counts twice, then facets and the whole description."""
+        return " ".join([self.title, self.title, *self._facets(), self.description])

@@ -6,12 +6,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.catalog.models import Product
 from bot.search import index as product_index
 from bot.search.embeddings import Embedder, get_embedder
+from bot.search.fusion import FusionWeights, fuse, reciprocal_rank
 from bot.search.query import Filters, ParsedQuery, parse
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -55,8 +57,10 @@ class Hit:
 
 
 class ProductSearch:
-    def __init__(self, session_factory, index_dir: Path, embedder: Embedder | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session_factory, index_dir: Path, embedder: Embedder | None = None,  # type: ignore[no-untyped-def]
+                 weights: FusionWeights | None = None) -> None:
         self._session_factory = session_factory
+        self.weights = weights or FusionWeights()
         self._index_dir = index_dir
         self._embedder = embedder or get_embedder()
         with self._session_factory() as session:
@@ -66,12 +70,47 @@ class ProductSearch:
     def parse(self, text: str) -> ParsedQuery:
         return parse(text, self.colors)
 
+    def retrieve(self, text: str, k: int, allowed_ids: list[int] | None = None,
+                 mode: str = "hybrid") -> list[tuple[int, float]]:
+        """Top-``k`` product ids for a semantic query, among ``allowed_ids`` when given.
+
+        ``mode``: "hybrid" (tuned score fusion), "dense", "lexical" or "rrf" (the baselines).
+        """
+        index = self._index
+        if index.size == 0 or k <= 0 or (allowed_ids is not None and not allowed_ids):
+            return []
+        depth = max(self.weights.depth, k)
+        candidates: dict[int, None] = {}
+        if mode != "lexical":
+            vector = self._embedder.encode([text])[0]
+            candidates.update((pid, None) for pid, _ in index.search(vector, depth, allowed_ids))
+        lexical_all = index.lexical.scores(text) if mode != "dense" else None
+        if lexical_all is not None:
+            masked = lexical_all
+            if allowed_ids is not None:
+                masked = np.where(np.isin(index.lexical.ids, allowed_ids), lexical_all, -np.inf)
+            top = np.argpartition(-masked, min(depth, masked.size - 1))[:depth]
+            candidates.update((int(index.lexical.ids[i]), None) for i in top if np.isfinite(masked[i]))
+        ids = list(candidates)
+        if mode == "lexical":
+            assert lexical_all is not None
+            scores = lexical_all[np.searchsorted(index.lexical.ids, ids)]
+        else:
+            dense = index.vectors(ids) @ vector
+            if mode == "dense":
+                scores = dense
+            else:
+                assert lexical_all is not None
+                lexical = lexical_all[np.searchsorted(index.lexical.ids, ids)]
+                scores = reciprocal_rank(dense, lexical) if mode == "rrf" else fuse(dense, lexical, self.weights)
+        order = np.argsort(-np.asarray(scores), kind="stable")[:k]
+        return [(ids[i], float(scores[i])) for i in order]
+
     def search(self, query: ParsedQuery, limit: int = 5, offset: int = 0) -> list[Hit]:
         with self._session_factory() as session:
             allowed = None if query.filters.is_empty() else _allowed_ids(session, query.filters)
-            vector = self._embedder.encode([query.text])[0]
-            ranked = self._index.search(vector, limit + offset + (50 if query.wants_cheap else OUT_OF_STOCK_POOL),
-                                        allowed)
+            pool = limit + offset + (50 if query.wants_cheap else OUT_OF_STOCK_POOL)
+            ranked = self.retrieve(query.text, pool, allowed)
             products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_([i for i, _ in ranked])))}
             hits = [Hit(ProductView.of(products[pid]), score, _reason(products[pid], query))
                     for pid, score in ranked if pid in products]
