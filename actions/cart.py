@@ -44,6 +44,10 @@ class ActionAddToCart(Action):
                                           "e.g. \"add the first one\".")
             return []
         product = products[0]
+        if product.price is None:  # "Price on request": cannot be sold through the cart
+            dispatcher.utter_message(text=cart.no_price_text(product.title),
+                                     buttons=[button("Similar products", "recommend", product_id=product.id)])
+            return [SlotSet("focused_product", float(product.id))]
         if product.stock <= 0:
             dispatcher.utter_message(text=f"Sorry, {product.title} is out of stock right now.",
                                      buttons=[button("Similar products", "recommend", product_id=product.id)])

@@ -18,7 +18,18 @@ def button(title: str, intent: str, **entities: Any) -> dict[str, str]:
     return {"title": title, "payload": payload(intent, **entities)}
 
 
-def money(amount: float, currency: str = "USD") -> str:
+def refine_button(title: str) -> dict[str, str]:
+    """A quick reply that refines the running search with its own words, bypassing NLU."""
+    return {"title": title, "payload": payload("refine_search", refinement=title.lower())}
+
+
+PRICE_ON_REQUEST = "Price on request"
+
+
+def money(amount: float | None, currency: str = "USD") -> str:
+    """``$1,234.50``; a product without a price (``None``) shows "Price on request"."""
+    if amount is None:
+        return PRICE_ON_REQUEST
     symbol = {"USD": "$", "EUR": "€", "GBP": "£", "INR": "₹"}.get(currency)
     return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {currency}"
 
@@ -35,7 +46,8 @@ def product_card(product: ProductView, reason: str = "") -> dict[str, Any]:
         "sku": product.sku,
         "title": product.title,
         "brand": product.brand,
-        "price": product.price,
+        "price": product.price,  # None: no price (see price_label)
+        "price_label": money(product.price, product.currency),
         "currency": product.currency,
         "rating": product.rating,
         "stock": product.stock,
@@ -44,7 +56,8 @@ def product_card(product: ProductView, reason: str = "") -> dict[str, Any]:
         "reason": reason,
         "buttons": [
             button("Details", "product_details", product_id=product.id),
-            button("Add to cart", "add_to_cart", product_id=product.id),
+            # a product without a price cannot go in the cart, so its card offers no button for it
+            *([button("Add to cart", "add_to_cart", product_id=product.id)] if product.price is not None else []),
         ],
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import re
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -13,8 +13,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
-from actions.context import referred_products, shown_ids, user_text
-from actions.messages import button, money, product_cards, stock_label
+from actions.context import entity, referred_products, shown_ids, user_text
+from actions.messages import button, money, product_cards, refine_button, stock_label
 from bot.search.query import Filters, ParsedQuery
 from bot.search.service import Hit, ProductView
 
@@ -36,23 +36,33 @@ if multiprocessing.parent_process() is not None:
     services.product_search()
 
 
-def _filters_slot(filters: Filters) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(filters).items()}
-
-
 def _filters_from_slot(value: Any) -> Filters:
-    value = value or {}
-    return Filters(min_price=value.get("min_price"), max_price=value.get("max_price"),
-                   colors=tuple(value.get("colors") or ()), in_stock=bool(value.get("in_stock")))
+    return Filters.from_dict(value if isinstance(value, dict) else None)
 
 
-def _quick_replies(hits: list[Hit]) -> list[dict[str, str]]:
-    replies = [button("Cheaper", "refine_search"), button("Show more", "refine_search")]
-    replies[0]["payload"] = "cheaper"
-    replies[1]["payload"] = "show more"
-    colors = Counter(h.product.color for h in hits if h.product.color)
-    for color, _ in colors.most_common(2):
-        replies.append({"title": f"In {color}", "payload": f"in {color}"})
+def _price_band(prices: list[float]) -> float | None:
+    """A round price under which roughly half of these products fall."""
+    if len(prices) < 2:
+        return None
+    median = sorted(prices)[len(prices) // 2]
+    step = 5 if median < 50 else 10 if median < 200 else 50
+    band = max(step, round(median / step) * step)
+    return float(band) if band > min(prices) else None
+
+
+def _quick_replies(hits: list[Hit], filters: Filters) -> list[dict[str, str]]:
+    """Narrowing suggestions from what the results actually contain."""
+    replies = []
+    band = _price_band([h.product.price for h in hits if h.product.price is not None])
+    if band is not None and (filters.max_price is None or band < filters.max_price):
+        replies.append(refine_button(f"Under ${band:g}"))
+    if not filters.brands:
+        brands = Counter(h.product.brand for h in hits if h.product.brand)
+        replies += [refine_button(f"Only {brand}") for brand, n in brands.most_common(2) if len(brands) > 1]
+    if not filters.colors:
+        colors = Counter(h.product.color for h in hits if h.product.color)
+        replies += [refine_button(f"In {color}") for color, _ in colors.most_common(2) if len(colors) > 1]
+    replies.append(refine_button("Show more"))
     return replies
 
 
@@ -78,28 +88,41 @@ def _show_results(
     if relaxed:
         intro = f"Nothing matched exactly, so I dropped the {relaxed}. Here's the closest:"
     dispatcher.utter_message(text=intro, json_message=product_cards([(h.product, h.reason) for h in hits]))
-    dispatcher.utter_message(text="Want me to narrow it down?", buttons=_quick_replies(hits))
+    dispatcher.utter_message(text="Want me to narrow it down?", buttons=_quick_replies(hits, query.filters))
     return [
         SlotSet("shown_products", [h.product.id for h in hits]),
         SlotSet("search_query", query.text),
-        SlotSet("search_filters", _filters_slot(query.filters)),
+        SlotSet("search_filters", query.filters.to_dict()),
         SlotSet("search_offset", float(offset)),
     ]
 
 
+# Least important first: a shopper gives up a color sooner than a budget.
+_RELAXABLE = (("color", "colors", ()), ("size", "sizes", ()), ("minimum rating", "min_rating", None),
+              ("brand", "brands", ()), ("gender", "genders", ()), ("category", "categories", ()))
+
+
 def _relaxations(filters: Filters) -> list[tuple[str, Filters]]:
-    steps = []
-    if filters.colors:
-        filters = replace(filters, colors=())
-        steps.append(("color", filters))
+    """Looser versions of the filters: first each constraint dropped alone, then cumulatively."""
+    singles, cumulative, dropped = [], filters, []
+    for label, name, empty in _RELAXABLE:
+        if getattr(filters, name) not in (None, ()):
+            singles.append((label, replace(filters, **{name: empty})))
+            cumulative = replace(cumulative, **{name: empty})
+            dropped.append(label)
     if filters.min_price is not None or filters.max_price is not None:
-        steps.append(("price limit", replace(filters, min_price=None, max_price=None)))
-    return steps
+        singles.append(("price limit", replace(filters, min_price=None, max_price=None)))
+        cumulative = replace(cumulative, min_price=None, max_price=None)
+        dropped.append("price limit")
+    if len(dropped) > 1:
+        singles.append((" and ".join([", ".join(dropped[:-1]), dropped[-1]]), cumulative))
+    return singles
 
 
 def _intro(query: ParsedQuery) -> str:
     described = query.filters.describe()
-    return f"Here's what I found for \"{query.text}\"" + (f" ({described}):" if described else ":")
+    found = f"Here's what I found for \"{query.text}\"" if query.text else "Here's what I found"
+    return found + (f" ({described}):" if described else ":")
 
 
 class ActionSearchProducts(Action):
@@ -111,9 +134,10 @@ class ActionSearchProducts(Action):
         if not text:
             dispatcher.utter_message(text="What are you looking for? Describe it in your own words.")
             return []
-        query = services.product_search().parse(text)
+        query = services.product_search().parse(text, tracker.latest_message.get("entities") or [])
         words = set(re.findall(r"[a-z]+", query.text.lower()))
-        if words and words <= _VAGUE | {"for", "my", "a", "nice", "good", "some", "buy", "to", "get"}:
+        vague = words <= _VAGUE | {"for", "my", "a", "nice", "good", "some", "buy", "to", "get"}
+        if (words or query.filters.is_empty()) and vague:
             dispatcher.utter_message(
                 text="Happy to help you find something! Who is it for, or what kind of thing did you have in mind?",
                 buttons=[{"title": t, "payload": t} for t in ("Clothing", "Electronics", "Home", "Kitchen", "Toys")],
@@ -122,42 +146,61 @@ class ActionSearchProducts(Action):
         return [*_show_results(dispatcher, query, 0, _intro(query)), SlotSet("focused_product", None)]
 
 
+_ELSE = re.compile(r"\b(?:something|anything)\s+else\b|\b(?:different|other)\s+(?:ones?|products?|options?|items?)\b"
+                   r"|\bnot\s+(?:these|those|them)\b|\bdon'?t\s+like\s+(?:these|those|them)\b", re.I)
+_ANY = re.compile(r"\bany\s+(colou?r|brand|size|price|category|type)\b", re.I)
+_ANY_FIELDS = {"color": ("colors", ()), "colour": ("colors", ()), "brand": ("brands", ()), "size": ("sizes", ()),
+               "category": ("categories", ()), "type": ("categories", ())}
+
+
 class ActionRefineSearch(Action):
-    """Keeps the running search and changes one thing: price, color, page, or extra words."""
+    """Keeps the running search and changes one thing: price, brand, color, size, page, or extra words."""
 
     def name(self) -> str:
         return "action_refine_search"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         search = services.product_search()
-        text = user_text(tracker)
+        text = user_text(tracker) or (entity(tracker, "refinement") or "")
+        entities = tracker.latest_message.get("entities") or []
         previous = tracker.get_slot("search_query")
-        if not previous:
+        previous_filters = _filters_from_slot(tracker.get_slot("search_filters"))
+        if previous is None:
             if not text:
                 dispatcher.utter_message(text="What should I look for?")
                 return []
-            query = search.parse(text)
+            query = search.parse(text, entities)
             return _show_results(dispatcher, query, 0, _intro(query))
-        filters = _filters_from_slot(tracker.get_slot("search_filters"))
-        offset = 0
-        change = search.parse(text)
+        change = search.parse(text, entities)
+        filters = previous_filters.merge(replace(change.filters, exclude_ids=()))
         shown = [p for p in (search.get(i) for i in shown_ids(tracker)) if p is not None]
-        if _CHEAPER.search(text) and shown:
-            prices = sorted(p.price for p in shown)
+        prices = [p.price for p in shown if p.price is not None]
+        if _CHEAPER.search(text) and prices and change.filters.max_price is None:
+            prices.sort()
             filters = replace(filters, max_price=round(prices[len(prices) // 2] - 0.01, 2), min_price=None)
-        elif _PRICIER.search(text) and shown:
-            filters = replace(filters, min_price=round(max(p.price for p in shown), 2), max_price=None)
-        if change.filters.max_price is not None or change.filters.min_price is not None:
-            filters = replace(filters, min_price=change.filters.min_price, max_price=change.filters.max_price)
-        if change.filters.colors:
-            filters = replace(filters, colors=change.filters.colors)
-        extra = " ".join(_REFINE_FILLER.sub(" ", change.text).split())
-        extra = " ".join(w for w in extra.split() if w.lower() not in change.filters.colors)
-        if _MORE.search(text) and filters == _filters_from_slot(tracker.get_slot("search_filters")) and not extra:
+        elif _PRICIER.search(text) and prices and change.filters.min_price is None:
+            filters = replace(filters, min_price=round(max(prices), 2), max_price=None)
+        for word in _ANY.findall(text):
+            if word.lower() == "price":
+                filters = replace(filters, min_price=None, max_price=None)
+            elif word.lower() in _ANY_FIELDS:
+                name, empty = _ANY_FIELDS[word.lower()]
+                filters = replace(filters, **{name: empty})
+        extra = " ".join(_REFINE_FILLER.sub(" ", _ANY.sub(" ", change.text)).split())
+        known = {v.lower() for v in (*change.filters.colors, *change.filters.brands)}
+        extra = " ".join(w for w in extra.split() if w.lower() not in known)
+        offset = 0
+        if _ELSE.search(text) and not extra:
+            filters = replace(filters, exclude_ids=tuple(dict.fromkeys((*filters.exclude_ids, *shown_ids(tracker)))))
+            intro = "Here are some different ones:"
+        elif _MORE.search(text) and filters == previous_filters and not extra:
             offset = int(tracker.get_slot("search_offset") or 0) + PAGE
+            intro = "Here are more:"
+        else:
+            filters = replace(filters, exclude_ids=())
+            intro = ""
         query = ParsedQuery(f"{previous} {extra}".strip(), filters, change.wants_cheap)
-        intro = "Here are more:" if offset else _intro(query)
-        return _show_results(dispatcher, query, offset, intro)
+        return _show_results(dispatcher, query, offset, intro or _intro(query))
 
 
 def _details_text(p: ProductView) -> str:

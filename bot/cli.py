@@ -48,10 +48,19 @@ def catalog_demo(count: Annotated[int | None, typer.Option(help="number of produ
 def catalog_import(
     path: Path,
     fmt: Annotated[str, typer.Option("--format", help="shopify | csv | jsonl")] = "jsonl",
-    mapping: Annotated[list[str] | None, typer.Option("--map", help="COLUMN=FIELD, repeatable")] = None,
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--map", help="COLUMN=FIELD, repeatable. Several columns may map to one text field (title, description, "
+                      "brand, category, color, material, gender): their non-empty values are joined in --map order, "
+                      "e.g. --map short_description=description --map long_description=description")] = None,
+    csv_escape: Annotated[str | None, typer.Option(
+        "--csv-escape", help="csv/shopify: the character that escapes a quote inside a quoted field, "
+                             "e.g. '\\' for files written with \\\" instead of \"\"")] = None,
     batch: int = 500,
 ) -> None:
-    """Import products (upsert by SKU). Bad rows are reported with their line; good rows still go in."""
+    """Import products (upsert by SKU). Bad rows are reported with their line; good rows still go in.
+
+    Prices are optional: a row without one is imported, shown as "Price on request", not addable to a cart.
+    """
     from rich.progress import Progress
 
     from bot.catalog import importers
@@ -59,7 +68,7 @@ def catalog_import(
     from bot.db import migrate, session_scope
 
     try:
-        reader = importers.read(path, importers.Format(fmt), importers.parse_mapping(mapping or []))
+        reader = importers.read(path, importers.Format(fmt), importers.parse_mapping(mapping or []), csv_escape)
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -94,6 +103,35 @@ def catalog_import(
         raise typer.Exit(1)
 
 
+def _write_lookups(out: Path | None = None) -> None:
+    from bot import PROJECT_ROOT
+    from bot.catalog.vocabulary import LOOKUPS_FILE, catalog_vocabulary, write_rasa_lookups
+    from bot.db import session_scope
+
+    out = out or PROJECT_ROOT / LOOKUPS_FILE
+    with session_scope() as session:
+        vocabulary = catalog_vocabulary(session)
+    if not any(vocabulary.values()):
+        typer.echo("error: the catalog is empty; import products or run `python -m bot catalog demo` first", err=True)
+        raise typer.Exit(1)
+    changed = write_rasa_lookups(vocabulary, out)
+    counts = ", ".join(f"{len(values)} {name}" for name, values in vocabulary.items())
+    typer.echo(f"rasa lookup tables {'updated' if changed else 'unchanged'}: {out} ({counts})")
+    if changed:
+        typer.echo("run `python -m bot model ensure` to retrain the Rasa model with them")
+
+
+@catalog_app.command("lookups")
+def catalog_lookups(
+    out: Annotated[Path | None, typer.Option(help="NLU file to write (default: data/nlu/lookups.yml)")] = None,
+) -> None:
+    """Regenerate Rasa's lookup tables (brand, color, category, ...) from the catalog in the database."""
+    from bot.db import migrate
+
+    migrate()
+    _write_lookups(out)
+
+
 @search_app.command("build")
 def search_build(force: bool = False) -> None:
     """Build the FAISS index, or reuse it when the catalog did not change."""
@@ -116,7 +154,8 @@ def search_build(force: bool = False) -> None:
 
 @app.command("setup-data")
 def setup_data() -> None:
-    """Everything `make run` needs besides the Rasa model: schema, demo catalog (when empty), search index."""
+    """Everything `make run` needs besides the Rasa model: schema, demo catalog (when empty), Rasa lookup
+    tables from the catalog, search index."""
     from bot.catalog.store import product_count
     from bot.db import migrate, session_scope
 
@@ -125,6 +164,7 @@ def setup_data() -> None:
         empty = product_count(session) == 0
     if empty:
         catalog_demo(count=None, seed=7)
+    _write_lookups()
     search_build(force=False)
 
 
@@ -150,6 +190,7 @@ def bench_search(
     dataset: Annotated[Path, typer.Option(help="folder with products.jsonl, queries.tsv, qrels.tsv")],
     baselines: Annotated[bool, typer.Option(help="also report BM25, dense and RRF baselines")] = False,
     tune: Annotated[bool, typer.Option(help="grid-search the fusion weights on this dataset first")] = False,
+    pad_to: Annotated[int, typer.Option(help="add demo products as distractors up to this many")] = 0,
 ) -> None:
     """nDCG@10, recall@100 and query latency of the full search path, as one JSON line."""
     from bot.search.benchmark import benchmark
@@ -158,7 +199,7 @@ def bench_search(
         if not (dataset / name).exists():
             typer.echo(f"error: {dataset / name} is missing", err=True)
             raise typer.Exit(2)
-    json.dump(benchmark(dataset, baselines=baselines, tune=tune), sys.stdout)
+    json.dump(benchmark(dataset, baselines=baselines, tune=tune, pad_to=pad_to), sys.stdout)
     sys.stdout.write("\n")
 
 

@@ -59,8 +59,12 @@ def test_search_shows_cards_with_reasons_and_narrowing_quick_replies() -> None:
     assert all(c["price"] <= 80 and "Jacket" in c["title"] for c in shown)
     assert all(c["reason"] and c["image"].endswith(".svg") for c in shown)
     assert {b["title"] for b in shown[0]["buttons"]} == {"Details", "Add to cart"}
-    quick = [b["title"] for m in messages for b in m.get("buttons", [])]
-    assert "Cheaper" in quick and "Show more" in quick
+    quick = [b for m in messages for b in m.get("buttons", [])]
+    titles = [b["title"] for b in quick]
+    assert "Show more" in titles
+    bands = [float(t.removeprefix("Under $")) for t in titles if t.startswith("Under $")]
+    assert bands and bands[0] < 80
+    assert all(b["payload"].startswith("/refine_search{") for b in quick)  # quick replies bypass NLU
     assert slots["shown_products"] == [c["id"] for c in shown]
     assert slots["search_filters"]["max_price"] == 80.0
 
@@ -83,7 +87,7 @@ def test_refine_cheaper_keeps_the_query_and_lowers_prices() -> None:
 
 
 def test_refine_color_and_show_more() -> None:
-    _, first = run(ActionSearchProducts(), tracker("t-shirt", "search_product"))
+    _, first = run(ActionSearchProducts(), tracker("clothing", "search_product"))
     messages, red = run(ActionRefineSearch(), tracker("in red", "refine_search", first))
     assert cards(messages) and all("Red" in c["title"] for c in cards(messages))
     messages, more = run(ActionRefineSearch(), tracker("show more", "refine_search", red))
@@ -177,3 +181,61 @@ def test_out_of_stock_product_is_refused_before_asking_for_a_size(db_session) ->
     entities = [{"entity": "product_id", "value": str(product.id)}]
     messages, _ = run(ActionAddToCart(), tracker("add it", "add_to_cart", {}, entities=entities))
     assert "out of stock" in messages[0]["text"] and messages[0]["buttons"][0]["title"] == "Similar products"
+
+
+def _product(pid: int):  # type: ignore[no-untyped-def]
+    from actions import services
+
+    return services.product_search().get(pid)
+
+
+def test_search_cards_satisfy_every_stated_filter() -> None:
+    messages, slots = run(ActionSearchProducts(), tracker("women's running shoes size 8 under 150", "search_product"))
+    shown = cards(messages)
+    assert len(shown) == 5
+    for card in shown:
+        product = _product(card["id"])
+        assert product.category.endswith("Running Shoes") and "8" in product.sizes and product.price <= 150
+    assert slots["search_filters"]["sizes"] == ["8"] and slots["search_filters"]["genders"] == ["women"]
+    messages, _ = run(ActionSearchProducts(), tracker("Reebok sneakers", "search_product"))
+    assert cards(messages) and all(c["brand"] == "Reebok" for c in cards(messages))
+
+
+def test_rasa_entities_are_merged_into_the_filters() -> None:
+    messages, slots = run(ActionSearchProducts(), tracker("a warm jacket", "search_product",
+                                                          entities=[{"entity": "brand", "value": "patagonia"}]))
+    assert cards(messages) and all(c["brand"] == "Patagonia" for c in cards(messages))
+    assert slots["search_filters"]["brands"] == ["Patagonia"]
+
+
+def test_refine_only_a_brand_from_a_quick_reply_keeps_the_rest() -> None:
+    messages, first = run(ActionSearchProducts(), tracker("jacket under 200", "search_product"))
+    brand_reply = next(b for m in messages for b in m.get("buttons", []) if b["title"].startswith("Only "))
+    brand = brand_reply["title"].removeprefix("Only ")
+    refinement = json.loads(brand_reply["payload"].removeprefix("/refine_search"))["refinement"]
+    messages, refined = run(ActionRefineSearch(), tracker(brand_reply["payload"], "refine_search", first,
+                                                          entities=[{"entity": "refinement", "value": refinement}]))
+    assert cards(messages) and all(c["brand"] == brand and c["price"] <= 200 for c in cards(messages))
+    assert refined["search_filters"]["brands"] == [brand] and refined["search_filters"]["max_price"] == 200
+    messages, _ = run(ActionRefineSearch(), tracker("only Patagonia", "refine_search", first))
+    assert cards(messages) and all(c["brand"] == "Patagonia" for c in cards(messages))
+    messages, _ = run(ActionRefineSearch(), tracker("only Nike", "refine_search", first))  # no Nike jackets
+    assert "dropped the brand" in messages[0]["text"] and cards(messages)
+
+
+def test_refine_under_a_price_then_something_else_then_any_brand() -> None:
+    _, first = run(ActionSearchProducts(), tracker("Adidas sneakers", "search_product"))
+    messages, cheap = run(ActionRefineSearch(), tracker("under 90", "refine_search", first))
+    assert cards(messages) and all(c["price"] <= 90 and c["brand"] == "Adidas" for c in cards(messages))
+    messages, other = run(ActionRefineSearch(), tracker("something else", "refine_search", cheap))
+    assert not set(other["shown_products"]) & set(cheap["shown_products"])
+    assert all(c["price"] <= 90 for c in cards(messages))
+    messages, anybrand = run(ActionRefineSearch(), tracker("any brand", "refine_search", other))
+    assert anybrand["search_filters"]["brands"] == [] and anybrand["search_filters"]["max_price"] == 90
+
+
+def test_relaxing_says_which_constraint_was_dropped_least_important_first() -> None:
+    messages, _ = run(ActionSearchProducts(), tracker("purple Nike laptop", "search_product"))
+    text = messages[0]["text"]
+    assert "dropped the" in text and cards(messages)
+    assert "brand" in text or "color" in text

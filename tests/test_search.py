@@ -6,9 +6,21 @@ from bot.catalog.models import Product
 from bot.search import index as product_index
 from bot.search import references
 from bot.search.embeddings import get_embedder
-from bot.search.query import Filters, ParsedQuery, parse
+from bot.search.query import Filters, ParsedQuery, QueryParser, merge_entities
 
-COLORS = frozenset({"red", "blue", "black"})
+VOCABULARY = {
+    "brand": ["Nike", "The North Face", "Levi's", "Red Tape", "Black"],
+    "color": ["red", "black", "navy blue"],
+    "category": ["Clothing", "Jackets", "Running Shoes", "Dresses", "Shoes"],
+    "material": ["leather", "wool blend"],
+    "size": ["S", "M", "L", "XL", "10", "10.5"],
+    "gender": ["men", "women", "unisex"],
+}
+
+
+@pytest.fixture(scope="module")
+def parser() -> QueryParser:
+    return QueryParser.build(VOCABULARY)
 
 
 @pytest.mark.parametrize(
@@ -19,19 +31,73 @@ COLORS = frozenset({"red", "blue", "black"})
         ("headphones less than $100", "headphones", None, 100.0),
         ("laptop over 1000", "laptop", 1000.0, None),
         ("do you have a yoga mat 20-40", "yoga mat", 20.0, 40.0),
+        ("backpack $20-$40", "backpack", 20.0, 40.0),
+        ("tent 150 dollars or less", "tent", None, 150.0),
+        ("a kettle around 50", "kettle", 40.0, 60.0),
+        ("rug from 1,000 to 2,000", "rug", 1000.0, 2000.0),
     ],
 )
-def test_price_expressions_become_filters(text: str, semantic: str, min_price, max_price) -> None:
-    parsed = parse(text, COLORS)
+def test_price_expressions_become_filters(parser: QueryParser, text: str, semantic: str, min_price, max_price) -> None:
+    parsed = parser.parse(text)
     assert parsed.text == semantic
     assert (parsed.filters.min_price, parsed.filters.max_price) == (min_price, max_price)
 
 
-def test_colors_and_cheap_are_understood() -> None:
-    parsed = parse("cheap red dress", COLORS)
-    assert parsed.filters.colors == ("red",)
-    assert parsed.wants_cheap
-    assert "cheap" not in parsed.text
+def test_catalog_attributes_become_filters_and_the_rest_is_the_query(parser: QueryParser) -> None:
+    parsed = parser.parse("Nike running shoes in red size 10 for women under 80")
+    f = parsed.filters
+    assert (f.brands, f.colors, f.categories, f.sizes, f.genders) == (
+        ("Nike",), ("red",), ("Running Shoes",), ("10",), ("women",))
+    assert f.max_price == 80.0
+    assert "size" not in parsed.text and "women" not in parsed.text and "80" not in parsed.text
+    assert "running shoes" in parsed.text
+
+
+def test_category_filters_only_the_head_noun_and_materials_stay_soft(parser: QueryParser) -> None:
+    assert parser.parse("shoe rack").filters.categories == ()
+    assert parser.parse("jackets for hiking").filters.categories == ("Jackets",)
+    assert parser.parse("a jacket").filters.categories == ("Jackets",)
+    leather = parser.parse("cheap black leather jacket")
+    assert leather.wants_cheap and "cheap" not in leather.text
+    assert leather.filters.colors == ("black",) and leather.filters.materials == ("leather",)
+    assert leather.filters.brands == ()  # a brand named like a color stays a color
+    assert parser.parse("red tape shoes").filters.brands == ("Red Tape",)
+
+
+def test_ratings_stock_and_gender_forms(parser: QueryParser) -> None:
+    assert parser.parse("dresses 4 stars and up").filters.min_rating == 4.0
+    assert parser.parse("highly rated dresses").filters.min_rating == 4.0
+    assert parser.parse("jackets in stock").filters.in_stock
+    assert parser.parse("men's jackets xl").filters.genders == ("men",)
+    assert parser.parse("men's jackets xl").filters.sizes == ("XL",)
+    assert parser.parse("ladies jackets").filters.genders == ("women",)
+
+
+def test_rasa_entities_are_merged_when_they_name_catalog_values(parser: QueryParser) -> None:
+    parsed = parser.parse("something warm")
+    merged = merge_entities(parsed, [{"entity": "brand", "value": "the north face"},
+                                     {"entity": "color", "value": "purple"}], parser.vocabulary)
+    assert merged.filters.brands == ("The North Face",)
+    assert merged.filters.colors == ()  # not a catalog color
+
+
+def test_parser_is_saved_and_rebuilt_when_the_vocabulary_changes(tmp_path) -> None:
+    first = QueryParser.ensure(VOCABULARY, tmp_path / "parser")
+    assert (tmp_path / "parser" / "vocabulary.json").exists()
+    again = QueryParser.ensure(VOCABULARY, tmp_path / "parser")
+    assert again.fingerprint == first.fingerprint
+    assert again.parse("nike jacket").filters.brands == ("Nike",)
+    changed = QueryParser.ensure({**VOCABULARY, "brand": ["Adidas"]}, tmp_path / "parser")
+    assert changed.parse("nike jacket").filters.brands == ()
+    assert changed.parse("adidas jacket").filters.brands == ("Adidas",)
+
+
+def test_filters_round_trip_through_a_slot_and_merge() -> None:
+    filters = Filters(max_price=50.0, brands=("Nike",), colors=("red",), exclude_ids=(3, 4))
+    assert Filters.from_dict(filters.to_dict()) == filters
+    merged = filters.merge(Filters(brands=("Adidas",), min_price=20.0))
+    assert merged.brands == ("Adidas",) and merged.colors == ("red",)
+    assert (merged.min_price, merged.max_price) == (20.0, None)
 
 
 def test_search_finds_relevant_products(catalog: int) -> None:

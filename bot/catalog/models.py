@@ -20,7 +20,7 @@ class Product(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     brand: Mapped[str] = mapped_column(String(120), default="", index=True)
     category: Mapped[str] = mapped_column(String(300), default="", index=True)  # "Clothing > Jackets"
-    price: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
+    price: Mapped[float | None] = mapped_column(Numeric(10, 2, asdecimal=False), nullable=True)  # None: on request
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     color: Mapped[str] = mapped_column(String(60), default="")
     material: Mapped[str] = mapped_column(String(80), default="")

@@ -22,9 +22,19 @@ class UpsertStats:
     unchanged: int = 0
 
 
+_IN_CHUNK = 900  # SKUs per IN (...) query: under every SQLite build's bound-parameter limit
+
+
 def upsert_products(session: Session, rows: Iterable[dict[str, Any]]) -> UpsertStats:
+    """Insert new SKUs, update changed ones. Only the SKUs in ``rows`` are loaded, so importing a
+    large catalog batch by batch stays linear in its size."""
     stats = UpsertStats()
-    existing = {p.sku: p for p in session.scalars(select(Product))}
+    rows = list(rows)
+    skus = list({row["sku"] for row in rows})
+    existing: dict[str, Product] = {}
+    for start in range(0, len(skus), _IN_CHUNK):
+        chunk = skus[start:start + _IN_CHUNK]
+        existing.update((p.sku, p) for p in session.scalars(select(Product).where(Product.sku.in_(chunk))))
     for row in rows:
         product = existing.get(row["sku"])
         if product is None:

@@ -1,29 +1,36 @@
-"""Persisted search indexes of the catalog, keyed by product id, with a manifest.
+"""The persisted search index of the catalog: dense (FAISS) and lexical (BM25), keyed by product id.
 
-Dense: FAISS over MiniLM vectors (exact below ``ANN_THRESHOLD`` products, HNSW above).
-Lexical: BM25. The manifest records the model, the dimension and a fingerprint of the catalog
-texts; an index whose fingerprint does not match the catalog is stale and is rebuilt.
+The manifest records the embedding model, the dimension, the FAISS index kind and a fingerprint
+of the catalog texts. ``ensure`` loads it and brings it in line with the catalog: products that
+were added, changed or deleted since (found by a hash of each product's texts) are embedded and
+indexed one by one; the index is built from scratch only when none exists or the model changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.catalog.models import Product
+from bot.search.dense import ANN_THRESHOLD, DenseIndex
 from bot.search.embeddings import DIMENSION, MODEL_NAME, Embedder
 from bot.search.lexical import LexicalIndex
 
+log = logging.getLogger(__name__)
+
 INDEX_FILE = "products.faiss"
 MANIFEST_FILE = "manifest.json"
+HASHES_FILE = "text_hashes.npz"
 LEXICAL_DIR = "bm25"
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -32,12 +39,14 @@ class CatalogTexts:
     dense: list[str]
     lexical: list[str]
 
-    @property
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for pid, dense, lexical in zip(self.ids, self.dense, self.lexical, strict=True):
-            digest.update(f"{pid}\x1f{dense}\x1f{lexical}\x1e".encode())
-        return digest.hexdigest()
+    def hashes(self) -> np.ndarray:
+        return np.asarray([int.from_bytes(hashlib.blake2b(f"{d}\x1f{t}".encode(), digest_size=8).digest(), "little",
+                                          signed=True) for d, t in zip(self.dense, self.lexical, strict=True)],
+                          dtype=np.int64)
+
+    def subset(self, ids: set[int]) -> CatalogTexts:
+        rows = [i for i, pid in enumerate(self.ids) if pid in ids]
+        return CatalogTexts([self.ids[i] for i in rows], [self.dense[i] for i in rows], [self.lexical[i] for i in rows])
 
 
 def catalog_texts(session: Session) -> CatalogTexts:
@@ -46,82 +55,120 @@ def catalog_texts(session: Session) -> CatalogTexts:
                         [p.lexical_text() for p in products])
 
 
-def catalog_fingerprint(session: Session) -> tuple[str, int]:
-    texts = catalog_texts(session)
-    return texts.fingerprint, len(texts.ids)
+def fingerprint_of(ids: np.ndarray, hashes: np.ndarray) -> str:
+    order = np.argsort(ids)
+    return hashlib.sha256(ids[order].tobytes() + hashes[order].tobytes()).hexdigest()
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.rebuilt)
 
 
 @dataclass
 class ProductIndex:
-    index: faiss.Index
+    dense: DenseIndex
     lexical: LexicalIndex
-    fingerprint: str
+    hashes: dict[int, int] = field(default_factory=dict)  # product id -> hash of its texts
 
     @property
     def size(self) -> int:
-        return int(self.index.ntotal)
+        return self.dense.size
 
-    def search(self, vector: np.ndarray, k: int, allowed_ids: list[int] | None = None) -> list[tuple[int, float]]:
-        """Nearest products by cosine similarity; ``allowed_ids`` restricts retrieval itself."""
-        if self.size == 0 or k <= 0:
-            return []
-        params = None
-        if allowed_ids is not None:
-            if not allowed_ids:
-                return []
-            params = faiss.SearchParameters()
-            params.sel = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
-            k = min(k, len(allowed_ids))
-        scores, ids = self.index.search(vector.reshape(1, -1), min(k, self.size), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
+    @property
+    def fingerprint(self) -> str:
+        ids = np.fromiter(self.hashes.keys(), dtype=np.int64, count=len(self.hashes))
+        values = np.fromiter(self.hashes.values(), dtype=np.int64, count=len(self.hashes))
+        return fingerprint_of(ids, values)
 
-    def vectors(self, ids: list[int]) -> np.ndarray:
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, DIMENSION))
+    @classmethod
+    def build(cls, texts: CatalogTexts, embedder: Embedder, progress: bool = False) -> ProductIndex:
+        ids = np.asarray(texts.ids, dtype=np.int64)
+        vectors = embedder.encode(texts.dense, progress=progress) if texts.ids else np.zeros((0, DIMENSION), np.float32)
+        dense = DenseIndex.build(ids, vectors)
+        return cls(dense, LexicalIndex.build(texts.ids, texts.lexical), dict(zip(texts.ids, texts.hashes().tolist(),
+                                                                                 strict=True)))
 
+    def sync(self, texts: CatalogTexts, embedder: Embedder) -> SyncReport:
+        """Apply the catalog's additions, changes and deletions to this index in place."""
+        start = time.perf_counter()
+        current = dict(zip(texts.ids, texts.hashes().tolist(), strict=True))
+        removed = [pid for pid in self.hashes if pid not in current]
+        added = [pid for pid in current if pid not in self.hashes]
+        changed = [pid for pid, h in current.items() if pid in self.hashes and self.hashes[pid] != h]
+        report = SyncReport(len(added), len(changed), len(removed))
+        if removed:
+            self.dense.remove(np.asarray(removed, dtype=np.int64))
+            self.lexical.remove(removed)
+        fresh = texts.subset(set(added) | set(changed))
+        if fresh.ids:
+            ids = np.asarray(fresh.ids, dtype=np.int64)
+            self.dense.upsert(ids, embedder.encode(fresh.dense))
+            self.lexical.upsert(fresh.ids, fresh.lexical)
+        for pid in removed:
+            del self.hashes[pid]
+        self.hashes.update((pid, current[pid]) for pid in fresh.ids)
+        if (self.dense.kind == "flat") == (self.size > ANN_THRESHOLD):
+            # The catalog crossed the ANN threshold: re-index the stored vectors (no re-embedding).
+            ids = self.dense.all_ids()
+            self.dense = DenseIndex.build(ids, self.dense.vectors(ids))
+            report.rebuilt = True
+        report.seconds = time.perf_counter() - start
+        return report
 
-def build(session: Session, embedder: Embedder, progress: bool = False) -> ProductIndex:
-    texts = catalog_texts(session)
-    return build_from_texts(texts, embedder, progress)
-
-
-def build_from_texts(texts: CatalogTexts, embedder: Embedder, progress: bool = False) -> ProductIndex:
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIMENSION))
-    if texts.ids:
-        vectors = embedder.encode(texts.dense, progress=progress)
-        index.add_with_ids(vectors, np.asarray(texts.ids, dtype=np.int64))
-    return ProductIndex(index, LexicalIndex.build(texts.ids, texts.lexical), texts.fingerprint)
-
-
-def save(product_index: ProductIndex, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (INDEX_FILE + ".tmp")
-    faiss.write_index(product_index.index, str(tmp))
-    tmp.replace(directory / INDEX_FILE)
-    product_index.lexical.save(directory / LEXICAL_DIR)
-    manifest = {"model": MODEL_NAME, "dimension": DIMENSION, "fingerprint": product_index.fingerprint,
-                "count": product_index.size, "index_type": "IndexIDMap2(IndexFlatIP)", "lexical": "bm25s"}
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.dense.save(directory / INDEX_FILE)
+        self.lexical.save(directory / LEXICAL_DIR)
+        np.savez(directory / HASHES_FILE, ids=np.fromiter(self.hashes.keys(), np.int64, len(self.hashes)),
+                 hashes=np.fromiter(self.hashes.values(), np.int64, len(self.hashes)))
+        manifest = {"format": FORMAT_VERSION, "model": MODEL_NAME, "dimension": DIMENSION,
+                    "fingerprint": self.fingerprint, "count": self.size, "index_type": self.dense.kind,
+                    "nprobe": self.dense.nprobe, "lexical": "bm25 (k1=1.5, b=0.75)"}
+        tmp = directory / (MANIFEST_FILE + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2))
+        tmp.replace(directory / MANIFEST_FILE)
 
 
 def load(directory: Path) -> ProductIndex | None:
     manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.exists() or not (directory / INDEX_FILE).exists():
+    files = [manifest_path, directory / INDEX_FILE, directory / HASHES_FILE]
+    if not all(f.exists() for f in files):
         return None
     manifest = json.loads(manifest_path.read_text())
-    if manifest.get("model") != MODEL_NAME or manifest.get("dimension") != DIMENSION:
+    if (manifest.get("format"), manifest.get("model"), manifest.get("dimension")) != (FORMAT_VERSION, MODEL_NAME,
+                                                                                       DIMENSION):
         return None
     lexical = LexicalIndex.load(directory / LEXICAL_DIR)
     if lexical is None:
         return None
-    return ProductIndex(faiss.read_index(str(directory / INDEX_FILE)), lexical, manifest["fingerprint"])
+    stored = np.load(directory / HASHES_FILE)
+    index = ProductIndex(DenseIndex.load(directory / INDEX_FILE), lexical,
+                         dict(zip(stored["ids"].tolist(), stored["hashes"].tolist(), strict=True)))
+    if index.fingerprint != manifest.get("fingerprint") or index.size != len(index.hashes):
+        log.warning("search index at %s is inconsistent; rebuilding it", directory)
+        return None
+    return index
 
 
 def ensure(session: Session, embedder: Embedder, directory: Path, progress: bool = False) -> ProductIndex:
-    """Load the persisted index, rebuilding it only when it is missing or stale."""
-    existing = load(directory)
+    """The persisted index, brought up to date with the catalog (built only when missing)."""
     texts = catalog_texts(session)
-    if existing is not None and existing.fingerprint == texts.fingerprint:
-        return existing
-    fresh = build_from_texts(texts, embedder, progress=progress)
-    save(fresh, directory)
-    return fresh
+    existing = load(directory)
+    if existing is None:
+        fresh = ProductIndex.build(texts, embedder, progress=progress)
+        fresh.save(directory)
+        return fresh
+    report = existing.sync(texts, embedder)
+    if report.touched:
+        log.info("search index synced: %s", report)
+        existing.save(directory)
+    return existing

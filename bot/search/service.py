@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.catalog.models import Product
 from bot.search import index as product_index
 from bot.search.embeddings import Embedder, get_embedder
+from bot.search.facets import Facets
 from bot.search.fusion import FusionWeights, fuse, reciprocal_rank
-from bot.search.query import Filters, ParsedQuery, parse
+from bot.search.query import Filters, ParsedQuery, QueryParser, merge_entities
 
 _WORD = re.compile(r"[a-z0-9]+")
 OUT_OF_STOCK_PENALTY = 0.1
 OUT_OF_STOCK_POOL = 20
+PARSER_DIR = "query_parser"
 _STOP = {"the", "and", "for", "with", "from", "that", "this", "one", "ones", "something", "thing", "me", "my"}
 
 
@@ -31,7 +36,7 @@ class ProductView:
     title: str
     brand: str
     category: str
-    price: float
+    price: float | None  # None: the catalog has no price for it ("price on request")
     currency: str
     color: str
     material: str
@@ -44,7 +49,8 @@ class ProductView:
 
     @classmethod
     def of(cls, p: Product) -> ProductView:
-        return cls(p.id, p.sku, p.title, p.brand, p.category, float(p.price), p.currency, p.color, p.material,
+        price = None if p.price is None else float(p.price)
+        return cls(p.id, p.sku, p.title, p.brand, p.category, price, p.currency, p.color, p.material,
                    list(p.sizes or []), p.rating, p.rating_count, p.stock, p.description,
                    list((p.attributes or {}).get("features", [])))
 
@@ -57,58 +63,114 @@ class Hit:
 
 
 class ProductSearch:
+    """Hybrid product search over the catalog, kept in step with it.
+
+    Every ``refresh_seconds`` (at most) a search checks whether the catalog changed (count, last
+    id, last update); if so the index is synced product by product and the filter facets and the
+    query parser are reloaded.
+    """
+
     def __init__(self, session_factory, index_dir: Path, embedder: Embedder | None = None,  # type: ignore[no-untyped-def]
-                 weights: FusionWeights | None = None) -> None:
+                 weights: FusionWeights | None = None, refresh_seconds: float = 5.0) -> None:
         self._session_factory = session_factory
         self.weights = weights or FusionWeights()
         self._index_dir = index_dir
         self._embedder = embedder or get_embedder()
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
         with self._session_factory() as session:
             self._index = product_index.ensure(session, self._embedder, index_dir)
-            self.colors = frozenset(c for c in session.scalars(select(Product.color).distinct()) if c)
+            self._load_catalog_state(session)
 
-    def parse(self, text: str) -> ParsedQuery:
-        return parse(text, self.colors)
+    def _load_catalog_state(self, session: Session) -> None:
+        self._state = _catalog_state(session)
+        self._checked = time.monotonic()
+        self.facets = Facets.load(session)
+        self.parser = QueryParser.ensure(self.facets.vocabulary(), self._index_dir / PARSER_DIR)
 
-    def retrieve(self, text: str, k: int, allowed_ids: list[int] | None = None,
+    def refresh(self, force: bool = False) -> bool:
+        """Sync with catalog changes; True when something changed."""
+        if not force and time.monotonic() - self._checked < self._refresh_seconds:
+            return False
+        with self._lock, self._session_factory() as session:
+            state = _catalog_state(session)
+            self._checked = time.monotonic()
+            if state == self._state and not force:
+                return False
+            texts = product_index.catalog_texts(session)
+            report = self._index.sync(texts, self._embedder)
+            if report.touched:
+                self._index.save(self._index_dir)
+            self._load_catalog_state(session)
+            return True
+
+    @property
+    def index(self) -> product_index.ProductIndex:
+        return self._index
+
+    def parse(self, text: str, entities: list[dict[str, Any]] | None = None) -> ParsedQuery:
+        parsed = self.parser.parse(text)
+        return merge_entities(parsed, entities, self.parser.vocabulary) if entities else parsed
+
+    def retrieve(self, text: str, k: int, allowed: np.ndarray | None = None,
                  mode: str = "hybrid") -> list[tuple[int, float]]:
-        """Top-``k`` product ids for a semantic query, among ``allowed_ids`` when given.
+        """Top-``k`` product ids for a semantic query, among the ids ``allowed`` (a mask) when given.
 
         ``mode``: "hybrid" (tuned score fusion), "dense", "lexical" or "rrf" (the baselines).
         """
         index = self._index
-        if index.size == 0 or k <= 0 or (allowed_ids is not None and not allowed_ids):
+        if index.size == 0 or k <= 0 or (allowed is not None and not allowed.any()):
             return []
+        if not text.strip():
+            return self._best_rated(k, allowed)
         depth = max(self.weights.depth, k)
-        candidates: dict[int, None] = {}
-        if mode != "lexical":
-            vector = self._embedder.encode([text])[0]
-            candidates.update((pid, None) for pid, _ in index.search(vector, depth, allowed_ids))
-        lexical_all = index.lexical.scores(text) if mode != "dense" else None
-        if lexical_all is not None:
-            masked = lexical_all
-            if allowed_ids is not None:
-                masked = np.where(np.isin(index.lexical.ids, allowed_ids), lexical_all, -np.inf)
-            top = np.argpartition(-masked, min(depth, masked.size - 1))[:depth]
-            candidates.update((int(index.lexical.ids[i]), None) for i in top if np.isfinite(masked[i]))
-        ids = list(candidates)
+        lexical_ids, lexical_scores = index.lexical.search(text, allowed) if mode != "dense" else (None, None)
         if mode == "lexical":
-            assert lexical_all is not None
-            scores = lexical_all[np.searchsorted(index.lexical.ids, ids)]
+            assert lexical_ids is not None and lexical_scores is not None
+            order = np.argsort(-lexical_scores, kind="stable")[:k]
+            return [(int(lexical_ids[i]), float(lexical_scores[i])) for i in order]
+        vector = self._embedder.encode([text])[0]
+        dense_ids, _ = index.dense.search(vector, depth, allowed)
+        if lexical_ids is None or lexical_scores is None:
+            ids, scores = dense_ids, index.dense.scores(vector, dense_ids)
         else:
-            dense = index.vectors(ids) @ vector
-            if mode == "dense":
-                scores = dense
+            if lexical_ids.size > depth:
+                top = np.argpartition(-lexical_scores, depth - 1)[:depth]
+                top_ids = lexical_ids[top]
             else:
-                assert lexical_all is not None
-                lexical = lexical_all[np.searchsorted(index.lexical.ids, ids)]
-                scores = reciprocal_rank(dense, lexical) if mode == "rrf" else fuse(dense, lexical, self.weights)
+                top_ids = lexical_ids
+            ids = np.unique(np.concatenate([dense_ids, top_ids]))
+            dense = index.dense.scores(vector, ids)
+            order = np.argsort(lexical_ids)
+            at = np.clip(np.searchsorted(lexical_ids, ids, sorter=order), 0, max(lexical_ids.size - 1, 0))
+            lexical = np.zeros(ids.size, dtype=np.float32)
+            if lexical_ids.size:
+                found = lexical_ids[order[at]] == ids
+                lexical[found] = lexical_scores[order[at[found]]]
+            known = np.isfinite(dense)
+            ids, dense, lexical = ids[known], dense[known], lexical[known]
+            scores = reciprocal_rank(dense, lexical) if mode == "rrf" else fuse(dense, lexical, self.weights)
         order = np.argsort(-np.asarray(scores), kind="stable")[:k]
-        return [(ids[i], float(scores[i])) for i in order]
+        return [(int(ids[i]), float(scores[i])) for i in order]
+
+    def _best_rated(self, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        """No words to match (only filters): the best-rated products, in stock first."""
+        facets = self.facets
+        candidates = np.flatnonzero(facets.exists if allowed is None else allowed[: facets.size] & facets.exists)
+        score = (facets.rating[candidates] / 5.0 * np.log1p(facets.rating_count[candidates]) / 10.0
+                 + (facets.stock[candidates] > 0))
+        order = np.argsort(-score, kind="stable")[:k]
+        return [(int(candidates[i]), float(score[i])) for i in order]
+
+    def count(self, filters: Filters) -> int:
+        """How many products satisfy these filters (the whole catalog when there are none)."""
+        mask = self.facets.mask(filters)
+        return int(self.facets.exists.sum() if mask is None else mask.sum())
 
     def search(self, query: ParsedQuery, limit: int = 5, offset: int = 0) -> list[Hit]:
+        self.refresh()
+        allowed = self.facets.mask(query.filters)
         with self._session_factory() as session:
-            allowed = None if query.filters.is_empty() else _allowed_ids(session, query.filters)
             pool = limit + offset + (50 if query.wants_cheap else OUT_OF_STOCK_POOL)
             ranked = self.retrieve(query.text, pool, allowed)
             products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_([i for i, _ in ranked])))}
@@ -117,7 +179,8 @@ class ProductSearch:
         # Out-of-stock products stay findable but rank after comparable ones in stock.
         hits.sort(key=lambda h: h.score - (OUT_OF_STOCK_PENALTY if h.product.stock <= 0 else 0.0), reverse=True)
         if query.wants_cheap:  # among the relevant ones, cheapest first
-            hits = sorted(hits[: max(limit + offset, 20)], key=lambda h: h.product.price)
+            hits = sorted(hits[: max(limit + offset, 20)],
+                          key=lambda h: (h.product.price is None, h.product.price or 0.0))
         return hits[offset: offset + limit]
 
     def get(self, product_id: int) -> ProductView | None:
@@ -134,17 +197,12 @@ class ProductSearch:
             return [ProductView.of(p) for p in session.scalars(stmt)]
 
 
-def _allowed_ids(session: Session, filters: Filters) -> list[int]:
-    stmt = select(Product.id)
-    if filters.min_price is not None:
-        stmt = stmt.where(Product.price >= filters.min_price)
-    if filters.max_price is not None:
-        stmt = stmt.where(Product.price <= filters.max_price)
-    if filters.colors:
-        stmt = stmt.where(Product.color.in_(filters.colors))
-    if filters.in_stock:
-        stmt = stmt.where(Product.stock > 0)
-    return list(session.scalars(stmt))
+def _catalog_state(session: Session) -> tuple[Any, ...]:
+    """Cheap summary that changes whenever products are added, removed, restocked or edited."""
+    return tuple(session.execute(select(
+        func.count(Product.id), func.max(Product.id), func.max(Product.updated_at), func.sum(Product.stock),
+        func.sum(Product.price), func.sum(func.length(Product.title) + func.length(Product.description)),
+    )).one())
 
 
 def _reason(product: Product, query: ParsedQuery) -> str:

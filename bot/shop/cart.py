@@ -32,6 +32,11 @@ class CartError(ValueError):
     """A cart change that cannot be made; the message is safe to show the shopper."""
 
 
+def no_price_text(title: str) -> str:
+    """Why a product without a price (imported without one: "Price on request") is not added."""
+    return f"Sorry, {title} has no online price (price on request), so it can't be added to the cart."
+
+
 @dataclass(frozen=True)
 class CartLine:
     product_id: int
@@ -69,6 +74,8 @@ def add_item(session: Session, cart_key: str, product_id: int, quantity: int = 1
     product = session.get(Product, product_id)
     if product is None:
         raise CartError("That product is no longer in the catalog.")
+    if product.price is None:
+        raise CartError(no_price_text(product.title))
     if product.sizes and size and size not in product.sizes:
         raise CartError(f"{product.title} comes in {', '.join(product.sizes)}.")
     line = session.scalar(
@@ -98,10 +105,13 @@ def remove_item(session: Session, cart_key: str, product_id: int | None = None) 
 
 
 def summary(session: Session, cart_key: str) -> CartSummary:
+    """The cart's lines. A product whose price was removed after it went in the cart (a catalog
+    re-import) cannot be sold, so it is left out rather than counted at a made-up price."""
     items = session.scalars(select(CartItem).where(CartItem.cart_key == cart_key).order_by(CartItem.id)).all()
     return CartSummary(
         [
             CartLine(i.product_id, i.product.title, i.size, i.quantity, float(i.product.price), i.product.currency)
             for i in items
+            if i.product.price is not None
         ]
     )

@@ -23,9 +23,10 @@ def _page(title: str, body: str) -> str:
 
 def product_page(p: ProductView) -> str:
     sizes = f"<p>Sizes: {escape(', '.join(p.sizes))}</p>" if p.sizes else ""
+    price = "Price on request" if p.price is None else f"${p.price:,.2f}"  # None: imported without a price
     body = (f"<div class=\"card\"><img src=\"/media/products/{p.id}.svg\" alt=\"\" width=\"320\" height=\"240\">"
             f"<h1>{escape(p.title)}</h1><p>{escape(p.brand)} · {escape(p.category)}</p>"
-            f"<p class=\"price\">${p.price:,.2f}</p><p>★ {p.rating:.1f} ({p.rating_count} reviews)</p>"
+            f"<p class=\"price\">{price}</p><p>★ {p.rating:.1f} ({p.rating_count} reviews)</p>"
             f"<p>{escape(p.description)}</p>{sizes}</div>")
     return _page(p.title, body)
 
