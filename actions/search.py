@@ -261,10 +261,13 @@ class ActionCompareProducts(Action):
             ("Highlights", ", ".join(a.features[:2]) or "-", ", ".join(b.features[:2]) or "-"),
         ]
         text = "\n".join([f"1) {a.title}  vs  2) {b.title}"] + [f"{k}: {x} | {y}" for k, x, y in rows])
-        cheaper = a if a.price < b.price else b
         better = a if a.rating > b.rating else b
-        verdict = (f"{cheaper.title} is the cheaper one" if cheaper is better
-                   else f"{cheaper.title} is cheaper, {better.title} is rated higher")
+        if a.price is None or b.price is None:
+            verdict = f"{better.title} is rated higher"
+        else:
+            cheaper = a if a.price < b.price else b
+            verdict = (f"{cheaper.title} is the cheaper one" if cheaper is better
+                       else f"{cheaper.title} is cheaper, {better.title} is rated higher")
         dispatcher.utter_message(text=f"{text}\nIn short: {verdict}.",
                                  json_message=product_cards([(a, ""), (b, "")]))
         return [SlotSet("shown_products", [a.id, b.id])]

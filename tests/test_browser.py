@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -75,4 +79,174 @@ def test_widget_fits_a_phone_screen(stack, browser) -> None:  # type: ignore[no-
     assert box is not None and box["width"] <= 375 and box["width"] >= 360
     page.keyboard.press("Escape")
     page.get_by_test_id("sa-panel").wait_for(state="hidden")
+    page.close()
+
+
+# --- Product cards -----------------------------------------------------------------------------------------------
+
+MONEY = re.compile(r"^\$\d{1,3}(,\d{3})*\.\d{2}$")
+
+
+def _bot_messages(page) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Collects every message the gateway sends the widget (the Rasa output), as the card data to compare with."""
+    messages: list[dict[str, Any]] = []
+
+    def on_frame(payload: str | bytes) -> None:
+        try:
+            frame = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(frame, dict) and frame.get("type") == "bot":
+            messages.extend(m for m in frame.get("messages") or [] if isinstance(m, dict))
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return messages
+
+
+def _card_lists(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [m["custom"]["products"] for m in messages
+            if isinstance(m.get("custom"), dict) and m["custom"].get("type") == "product_cards"]
+
+
+def _money(price: float, currency: str) -> str:
+    assert currency == "USD", f"the demo catalog is priced in USD, got {currency!r}"
+    return f"${price:,.2f}"
+
+
+def _stock(stock: int) -> tuple[str, str]:
+    """The label and CSS class the widget gives a stock count (same rules as ``actions.messages.stock_label``)."""
+    if stock <= 0:
+        return "Out of stock", "sa-stock-out"
+    if stock <= 5:
+        return f"Only {stock} left", "sa-stock-low"
+    return "In stock", "sa-stock-in"
+
+
+def _check_card(card, data: dict[str, Any], base_url: str) -> None:  # type: ignore[no-untyped-def]
+    """One rendered ``li.sa-card`` shows what its card data says. Text is read with text_content, as the brand is
+    upper-cased by CSS."""
+    from playwright.sync_api import expect
+
+    card.scroll_into_view_if_needed()
+    img = card.locator("img.sa-card-img")
+    expect(img).to_have_count(1)  # on a load error the widget swaps the <img> for a placeholder
+    assert img.get_attribute("src") == urljoin(base_url + "/", data["image"])
+    expect(img).to_have_js_property("complete", True, timeout=10000)
+    assert img.evaluate("i => i.naturalWidth") > 0, f"image {data['image']} did not load"
+    assert img.get_attribute("alt") == data["title"]
+
+    title = card.locator(".sa-card-title")
+    assert title.text_content() == data["title"]
+    assert title.locator("a").get_attribute("href") == urljoin(base_url + "/", data["url"])
+    assert data["brand"] and card.locator(".sa-card-brand").text_content() == data["brand"]
+
+    price = card.locator(".sa-card-price").text_content() or ""
+    assert MONEY.match(price), f"price {price!r} is not formatted as money"
+    assert price == _money(data["price"], data["currency"])
+
+    rating = card.locator(".sa-card-rating")
+    assert rating.text_content() == f"★ {data['rating']:.1f}"
+    assert rating.get_attribute("aria-label") == f"Rated {data['rating']:.1f} out of 5"
+
+    label, cls = _stock(data["stock"])
+    stock = card.locator(".sa-card-stock")
+    assert stock.text_content() == label
+    assert cls in (stock.get_attribute("class") or "").split()
+
+    assert data["reason"], "a search result card should say why it was picked"
+    assert card.locator(".sa-card-reason").text_content() == data["reason"]
+
+    buttons = card.locator(".sa-card-btn")
+    assert buttons.all_text_contents() == [b["title"] for b in data["buttons"]] == ["Details", "Add to cart"]
+
+
+def test_product_cards_render_and_details_opens_the_second_product(stack, browser) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    messages = _bot_messages(page)
+    page.goto(stack.gateway_url + "/")
+    page.get_by_test_id("sa-bubble").click()
+    page.get_by_test_id("sa-panel").wait_for(state="visible")
+    page.get_by_test_id("sa-input").fill("waterproof jacket under 150")
+    page.get_by_test_id("sa-send").click()
+
+    results = page.locator(".sa-carousel").first
+    results.locator(".sa-card").first.wait_for(timeout=30000)
+    sent = _card_lists(messages)
+    assert len(sent) == 1, f"expected one card message for the search, got {messages}"
+    products = sent[0]
+    cards = results.locator(".sa-card")
+    expect(cards).to_have_count(len(products))
+    assert len(products) >= 2, "the search should find at least two jackets"
+    for i, data in enumerate(products):
+        card = cards.nth(i)
+        assert card.get_attribute("data-product-id") == str(data["id"])
+        _check_card(card, data, stack.gateway_url)
+
+    # "Details" on the second card: the bot answers with that product, one card, and offers to add it to the cart.
+    second = products[1]
+    rows = page.locator("[data-testid=sa-log] > .sa-row")
+    before = rows.count()
+    cards.nth(1).get_by_role("button", name=f"Details: {second['title']}").click()
+    page.locator(".sa-msg-user").last.filter(has_text="Details").wait_for()
+    reply = page.locator(f"[data-testid=sa-log] > .sa-row:nth-child(n+{before + 1})")
+    follow_up = reply.locator(".sa-quick-reply", has_text="Add to cart")
+    follow_up.wait_for(timeout=30000)
+
+    texts = reply.locator(".sa-msg-bot").all_text_contents()
+    assert any(second["title"] in t for t in texts), texts
+    if products[0]["title"] != second["title"]:
+        assert not any(products[0]["title"] in t for t in texts), "these are the first product's details"
+    shown = reply.locator(".sa-card")
+    expect(shown).to_have_count(1)
+    assert shown.get_attribute("data-product-id") == str(second["id"])
+    assert shown.locator(".sa-card-title").text_content() == second["title"]
+    expect(shown.locator(".sa-card-btn", has_text="Add to cart")).to_be_visible()
+    expect(follow_up).to_be_enabled()
+    assert _card_lists(messages)[-1][0]["id"] == second["id"]
+    page.close()
+
+
+def test_card_price_is_money_and_a_missing_price_prints_no_garbage(stack, browser) -> None:  # type: ignore[no-untyped-def]
+    """A card message injected through the widget's own path (WebSocket frame -> sanitize -> render), the chat
+    socket being mocked by Playwright. A card without a price says "Price on request"."""
+    from playwright.sync_api import expect
+
+    sockets: list[Any] = []
+    page = browser.new_page()
+    # No connect_to_server: the socket is mocked and nothing reaches the gateway or Rasa.
+    page.route_web_socket(re.compile(r"/ws/chat"), lambda ws: sockets.append(ws))
+    page.goto(stack.gateway_url + "/")
+    page.get_by_test_id("sa-bubble").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=sa-panel]')")
+    for _ in range(100):
+        if sockets:
+            break
+        page.wait_for_timeout(50)
+    assert sockets, "the widget did not open its chat socket"
+
+    def card(pid: str, title: str, price: float | None) -> dict[str, Any]:
+        return {"id": pid, "title": title, "brand": "Northwind", "price": price, "currency": "USD", "rating": 4.5,
+                "stock": 3, "image": None, "url": f"/products/{pid}", "reason": "injected",
+                "buttons": [{"title": "Details", "payload": f'/product_details{{"product_id": "{pid}"}}'}]}
+
+    products = [card("9001", "Priced Jacket", 49), card("9002", "Unpriced Jacket", None),
+                card("9003", "Dear Jacket", 1234.5)]
+    sockets[0].send(json.dumps({"type": "bot", "messages": [
+        {"text": "Injected cards"}, {"custom": {"type": "product_cards", "products": products}}]}))
+
+    cards = page.locator(".sa-card")
+    expect(cards).to_have_count(3)
+    priced, unpriced, dear = (page.locator(f".sa-card[data-product-id='{p['id']}']") for p in products)
+    assert priced.locator(".sa-card-price").text_content() == "$49.00"
+    assert dear.locator(".sa-card-price").text_content() == "$1,234.50"
+
+    expect(unpriced.locator(".sa-card-title")).to_have_text("Unpriced Jacket")
+    expect(unpriced.locator(".sa-card-price")).to_have_text("Price on request")
+    expect(unpriced.locator(".sa-card-rating")).to_have_text("★ 4.5")
+    expect(unpriced.locator(".sa-card-stock")).to_have_text("Only 3 left")
+    text = unpriced.text_content() or ""
+    for garbage in ("null", "NaN", "undefined", "$0.00"):
+        assert garbage not in text, f"{garbage!r} in a card without a price: {text!r}"
     page.close()

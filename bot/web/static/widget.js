@@ -678,8 +678,8 @@
     body.appendChild(title);
 
     var meta = el("div", "sa-card-meta");
-    var price = formatPrice(p.price, p.currency);
-    if (price) meta.appendChild(el("span", "sa-card-price", price));
+    var price = formatPrice(p.price, p.currency) || "Price on request";
+    meta.appendChild(el("span", "sa-card-price" + (p.price === null ? " sa-card-price-none" : ""), price));
     if (p.rating !== null && p.rating !== undefined) {
       var r = el("span", "sa-card-rating", "★ " + p.rating.toFixed(1));
       r.setAttribute("aria-label", "Rated " + p.rating.toFixed(1) + " out of 5");
