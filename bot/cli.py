@@ -203,6 +203,15 @@ def bench_search(
     sys.stdout.write("\n")
 
 
+@bench_app.command("ann", add_help_option=False,
+                   context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_ann(ctx: typer.Context) -> None:
+    """Exact vs IVF vector index at catalog sizes up to millions (see `bench ann --help`)."""
+    from bot.search.ann_benchmark import main
+
+    main(list(ctx.args))
+
+
 @bench_app.command("nlu")
 def bench_nlu(folds: int = 3, out: Path = Path("results/nlu-cv")) -> None:
     """Cross-validate the NLU model and print intent accuracy and macro-F1 as JSON."""

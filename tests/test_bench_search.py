@@ -51,7 +51,7 @@ def test_bench_search_prints_one_json_line_with_baselines(tmp_path: Path) -> Non
     (tmp_path / "queries.tsv").write_text("query_id\tquery\nq1\train jacket\nq2\tcoffee machine\n")
     (tmp_path / "qrels.tsv").write_text("query_id\tproduct_id\tgain\nq1\tp1\t3\nq1\tp2\t1\nq2\tp3\t2\nq2\tp4\t2\n")
     result = _bench(tmp_path, "--baselines")
-    assert KEYS <= result.keys() and result["products"] == 6
+    assert result.keys() >= KEYS and result["products"] == 6
     assert result["ndcg@10"] > 0.9 and result["recall@100"] == 1.0
     assert set(result["baselines"]) == {"bm25", "dense", "rrf"}
     assert all(KEYS - {"index_build_s", "products"} <= b.keys() for b in result["baselines"].values())

@@ -21,13 +21,18 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-ANN_THRESHOLD = 200_000
-NPROBE = 24
+ANN_THRESHOLD = 100_000
+NPROBE = 64
 TRAINING_POINTS_PER_CLUSTER = 64
 
 
 def nlist_for(count: int) -> int:
     return int(min(16384, max(64, 2 ** round(math.log2(2 * math.sqrt(max(count, 1)))))))
+
+
+def use_one_thread_per_query() -> None:
+    """Searches in this process run on one FAISS thread (the process answers one query at a time)."""
+    faiss.omp_set_num_threads(1)
 
 
 def bitmap(mask: np.ndarray) -> np.ndarray:
