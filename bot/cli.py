@@ -89,7 +89,7 @@ def catalog_import(
             progress.advance(task)
             if row.error:
                 errors += 1
-                progress.console.print(f"{path}:{row.line}: {row.error}", style="red", highlight=False)
+                progress.console.print(f"{path}:{row.line}: {row.error}", style="red", highlight=False, soft_wrap=True)
                 continue
             pending.append(row.product)
             if len(pending) >= batch:
