@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup data model run test lint bench-nlu compose-check clean
+.PHONY: setup data model run test test-postgres lint bench-nlu compose-check clean
 
 setup:  ## create/refresh both virtualenvs from the lock files (fast when nothing changed)
 	@scripts/setup.sh
@@ -18,9 +18,19 @@ model: setup  ## train the Rasa model only when training data or config changed
 run: data model  ## serve the demo shop at http://localhost:8000 (Ctrl-C stops everything)
 	@$(PY) -m bot serve
 
-test: setup model  ## lint, unit, integration, rasa test stories and browser tests
+# The shop's modules (orders, cart, CRM, identity, recommendations) run a second time on a real
+# PostgreSQL server that the tests start themselves (skipped with a note when PostgreSQL is missing).
+SHOP_TESTS := tests/test_orders.py tests/test_order_actions.py tests/test_order_chat.py tests/test_cart.py \
+	tests/test_crm.py tests/test_recommend.py tests/test_identity.py
+
+test: setup model  ## lint, unit, integration, rasa test stories and browser tests; shop tests again on PostgreSQL
 	@$(PY) -m ruff check bot actions tests
 	@$(PY) -m pytest $(PYTEST_ARGS)
+	@echo "== the shop's tests again, on PostgreSQL =="
+	@SHOP_TEST_DATABASE=postgres $(PY) -m pytest $(PYTEST_ARGS) $(SHOP_TESTS)
+
+test-postgres: setup model  ## only the shop's tests, on a throwaway PostgreSQL server
+	@SHOP_TEST_DATABASE=postgres $(PY) -m pytest $(PYTEST_ARGS) $(SHOP_TESTS)
 
 lint: setup
 	@$(PY) -m ruff check bot actions tests

@@ -1,7 +1,13 @@
-"""The cart in the chat: add (asking for a size when needed), view, remove, checkout."""
+"""The cart in the chat: add (asking for size and color when needed), view, remove, change quantity, checkout.
+
+The cart belongs to the signed-in customer when the gateway verified one (``customer:<id>``, the
+same cart on every device), else to the conversation. Replies carry a ``{"type": "cart"}`` custom
+payload that the widget renders as a cart card.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -9,28 +15,162 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
-from actions.context import entity, referred_products, user_text
+from actions.context import entity, referred_products, requester, user_text
 from actions.messages import button, money
+from bot.catalog.models import Product
+from bot.config import get_settings
 from bot.db import session_scope
 from bot.search import references
 from bot.shop import cart
-from bot.shop.cart import CartError, CartSummary
+from bot.shop.cart import CartError, CartLine, CartSummary, NotEnoughStock
+from bot.shop.identity import jwt_secret
+
+_NUMBER_WORDS = {"zero": 0, "none": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+                 "seven": 7, "eight": 8, "nine": 9, "ten": 10, "a": 1, "an": 1, "single": 1, "twenty": 20}
+_SET_TO = re.compile(r"\b(?:to|make it|set it to|just|only|want|need|=)\s+(\d{1,3}|[a-z]+)\b", re.I)
+_POINTER_ONE = re.compile(r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|this|that|"
+                          r"other|same|\d(?:st|nd|rd|th))\s+ones?\b")
+_NUMBER = re.compile(r"\b(\d{1,3}|zero|none|one|two|three|four|five|six|seven|eight|nine|ten|twenty)\b", re.I)
+
+
+def cart_key(tracker: Tracker) -> str:
+    """The shopper's cart: the verified customer's, or this conversation's."""
+    who = requester(tracker)
+    return cart.cart_key(who.conversation_id, who.customer_id)
+
+
+def _count(summary: CartSummary) -> str:
+    return "1 item" if summary.item_count == 1 else f"{summary.item_count} items"
+
+
+def _line_text(line: CartLine) -> str:
+    return f"{line.quantity} x {line.title}{f' ({line.variant})' if line.variant else ''}"
 
 
 def _cart_text(summary: CartSummary) -> str:
-    lines = [f"- {line.quantity} x {line.title}{f' (size {line.size})' if line.size else ''}: "
-             f"{money(line.total, line.currency)}" for line in summary.lines]
-    return "\n".join([*lines, f"Total: {money(summary.total, summary.currency)} ({summary.item_count} items)"])
+    lines = [f"- {_line_text(line)}: {money(line.total, line.currency)}" for line in summary.lines]
+    return "\n".join([*lines, f"Total: {money(summary.total, summary.currency)} ({_count(summary)})"])
 
 
-def _cart_or_nudge(dispatcher: CollectingDispatcher, tracker: Tracker, empty_text: str) -> CartSummary | None:
-    """The shopper's cart, or None after telling them it is empty."""
+def checkout_link(key: str) -> str:
+    """The shop's checkout page for this cart, by a signed reference nobody can guess."""
+    reference = cart.checkout_reference(key, jwt_secret(get_settings()))
+    return services.public_url(f"{services.policy().fact('shop.urls.checkout')}?cart={reference}")
+
+
+def _shipping_note(summary: CartSummary) -> str:
+    quote = cart.shipping_quote(summary.total, services.policy().fact("shipping"))
+    if quote.fee == 0:
+        return "Standard shipping is free for this order."
+    return (f"Add {money(quote.missing(summary.total), summary.currency)} more for free standard shipping "
+            f"(otherwise {money(quote.fee, summary.currency)}).")
+
+
+def _entities(line: CartLine, **extra: Any) -> dict[str, Any]:
+    """Button entities that point at exactly this line."""
+    return {"product_id": line.product_id, **({"size": line.size} if line.size else {}),
+            **({"color": line.color} if line.color else {}), **extra}
+
+
+def cart_card(summary: CartSummary, key: str) -> dict[str, Any]:
+    """The widget's cart card: lines with their buttons, totals, shipping and the checkout link."""
+    return {
+        "type": "cart",
+        "item_count": summary.item_count,
+        "currency": summary.currency,
+        "total": summary.total,
+        "total_label": money(summary.total, summary.currency),
+        "shipping_note": _shipping_note(summary) if summary.lines else "",
+        "checkout_url": checkout_link(key) if summary.lines else None,
+        "lines": [
+            {
+                "line_id": line.id,
+                "product_id": line.product_id,
+                "title": line.title,
+                "variant": line.variant,
+                "size": line.size,
+                "color": line.color,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "total": line.total,
+                "total_label": money(line.total, line.currency),
+                "image": services.public_url(f"/media/products/{line.product_id}.svg"),
+                "url": services.public_url(f"/products/{line.product_id}"),
+                "buttons": [
+                    {**button("−", "update_cart_quantity", **_entities(line, quantity=line.quantity - 1)),
+                     "text": f"{line.quantity - 1} x {line.title}" if line.quantity > 1 else f"Remove {line.title}"},
+                    *([{**button("+", "update_cart_quantity", **_entities(line, quantity=line.quantity + 1)),
+                        "text": f"{line.quantity + 1} x {line.title}"}]
+                      if line.quantity < min(line.stock, cart.MAX_QUANTITY) else []),
+                    {**button("Remove", "remove_from_cart", **_entities(line)), "text": f"Remove {line.title}"},
+                ],
+            }
+            for line in summary.lines
+        ],
+    }
+
+
+def _show_cart(dispatcher: CollectingDispatcher, text: str, summary: CartSummary, key: str) -> None:
+    dispatcher.utter_message(text=text, json_message=cart_card(summary, key))
+
+
+def _summary(key: str) -> CartSummary:
     with session_scope() as session:
-        summary = cart.summary(session, tracker.sender_id)
+        return cart.summary(session, key)
+
+
+def _cart_or_nudge(dispatcher: CollectingDispatcher, key: str, empty_text: str) -> CartSummary | None:
+    """The shopper's cart, or None after telling them it is empty."""
+    summary = _summary(key)
     if summary.lines:
         return summary
     dispatcher.utter_message(text=empty_text, buttons=[button("Best sellers", "recommend")])
     return None
+
+
+def _color_in(text: str, colors: list[str]) -> str:
+    lowered = f" {text.lower()} "
+    return next((c for c in colors if f" {c.lower()} " in lowered), "")
+
+
+def _wanted_quantity(tracker: Tracker) -> int | None:
+    """The quantity the shopper asks for: the ``quantity`` entity, "make it 2", "to three"."""
+    raw = (entity(tracker, "quantity") or "").strip().lower()
+    if raw.isdigit():
+        return int(raw)
+    if raw in _NUMBER_WORDS:
+        return _NUMBER_WORDS[raw]
+    text = _POINTER_ONE.sub(r"\1", user_text(tracker).lower())  # "the second one" points, it is no quantity
+    for match in _SET_TO.finditer(text):
+        word = match.group(1)
+        if word.isdigit():
+            return int(word)
+        if word in _NUMBER_WORDS:
+            return _NUMBER_WORDS[word]
+    numbers = {m.group(1) for m in _NUMBER.finditer(text)}
+    if len(numbers) == 1:
+        word = numbers.pop()
+        return int(word) if word.isdigit() else _NUMBER_WORDS[word]
+    return None
+
+
+def _target_lines(tracker: Tracker, summary: CartSummary) -> list[CartLine]:
+    """The cart lines the latest message points at: a button's product (and size/color), an
+    ordinal or a name in the cart, the product in focus; several when it is ambiguous."""
+    pid = entity(tracker, "product_id")
+    if pid and pid.isdigit():
+        return summary.find(int(pid), entity(tracker, "size"), entity(tracker, "color"))
+    text = user_text(tracker)
+    positions = references.positions(text, len(summary.lines)) or references.by_name(
+        text, [line.title for line in summary.lines])
+    if positions:
+        return [summary.lines[i] for i in positions]
+    if len(summary.lines) == 1:
+        return list(summary.lines)
+    focused = tracker.get_slot("focused_product")
+    if focused is not None:
+        return summary.find(int(focused))
+    return list(summary.lines)
 
 
 class ActionAddToCart(Action):
@@ -44,35 +184,78 @@ class ActionAddToCart(Action):
                                           "e.g. \"add the first one\".")
             return []
         product = products[0]
+        focus = [SlotSet("focused_product", float(product.id))]
         if product.price is None:  # "Price on request": cannot be sold through the cart
             dispatcher.utter_message(text=cart.no_price_text(product.title),
                                      buttons=[button("Similar products", "recommend", product_id=product.id)])
-            return [SlotSet("focused_product", float(product.id))]
+            return focus
         if product.stock <= 0:
             dispatcher.utter_message(text=f"Sorry, {product.title} is out of stock right now.",
                                      buttons=[button("Similar products", "recommend", product_id=product.id)])
-            return [SlotSet("focused_product", float(product.id))]
+            return focus
         text = user_text(tracker)
+        with session_scope() as session:
+            row = session.get(Product, product.id)
+            colors = cart.product_colors(row) if row is not None else []
+
         size = entity(tracker, "size") or references.size(text, product.sizes)
+        if product.sizes and size and cart.pick(size, product.sizes) is None:
+            dispatcher.utter_message(text=f"{product.title} doesn't come in size {size}. Which size would you like?",
+                                     buttons=self._size_buttons(product.id, product.sizes, ""))
+            return focus
+        size = (cart.pick(size, product.sizes) or "") if product.sizes else ""
+        color = entity(tracker, "color") or _color_in(text, colors)
+        if colors and color and cart.pick(color, colors) is None:
+            dispatcher.utter_message(text=f"{product.title} doesn't come in {color}. "
+                                          f"It comes in {', '.join(colors)}: which one would you like?",
+                                     buttons=self._color_buttons(product.id, colors, size))
+            return focus
+        color = (cart.pick(color, colors) or "") if colors else ""
         if product.sizes and not size:
-            dispatcher.utter_message(
-                text=f"Which size of {product.title}?",
-                buttons=[button(s, "add_to_cart", product_id=product.id, size=s) for s in product.sizes],
-            )
-            return [SlotSet("focused_product", float(product.id))]
-        quantity = references.quantity(text)
+            dispatcher.utter_message(text=f"Which size of {product.title}?",
+                                     buttons=self._size_buttons(product.id, product.sizes, color))
+            return focus
+        if colors and not color:
+            dispatcher.utter_message(text=f"Which color of {product.title}?",
+                                     buttons=self._color_buttons(product.id, colors, size))
+            return focus
+
+        quantity = _wanted_quantity_for_add(tracker, text)
+        key = cart_key(tracker)
         try:
             with session_scope() as session:
-                summary = cart.add_item(session, tracker.sender_id, product.id, quantity, size)
+                summary = cart.add_item(session, key, product.id, quantity, size, color)
+        except NotEnoughStock as exc:
+            offer = [button(f"Add {exc.available}", "add_to_cart", product_id=product.id, quantity=exc.available,
+                            **({"size": size} if size else {}), **({"color": color} if color else {}))]
+            dispatcher.utter_message(text=str(exc) + (f" Should I add {exc.available}?" if exc.available else ""),
+                                     buttons=offer if exc.available else [button("View cart", "view_cart")])
+            return focus
         except CartError as exc:
             dispatcher.utter_message(text=str(exc))
-            return [SlotSet("focused_product", float(product.id))]
-        dispatcher.utter_message(
-            text=f"Added {quantity} x {product.title}{f' (size {size})' if size else ''} to your cart. "
-                 f"Your cart: {summary.item_count} items, {money(summary.total, summary.currency)}.",
-            buttons=[button("View cart", "view_cart"), button("Checkout", "checkout")],
-        )
-        return [SlotSet("focused_product", float(product.id))]
+            return focus
+        variant = ", ".join(p for p in [f"size {size}" if size else "", color] if p)
+        _show_cart(dispatcher, f"Added {quantity} x {product.title}{f' ({variant})' if variant else ''} to your cart. "
+                               f"Your cart: {_count(summary)}, {money(summary.total, summary.currency)}.",
+                   summary, key)
+        return focus
+
+    @staticmethod
+    def _size_buttons(product_id: int, sizes: list[str], color: str) -> list[dict[str, str]]:
+        extra = {"color": color} if color else {}
+        return [button(s, "add_to_cart", product_id=product_id, size=s, **extra) for s in sizes]
+
+    @staticmethod
+    def _color_buttons(product_id: int, colors: list[str], size: str) -> list[dict[str, str]]:
+        extra = {"size": size} if size else {}
+        return [button(c, "add_to_cart", product_id=product_id, color=c, **extra) for c in colors]
+
+
+def _wanted_quantity_for_add(tracker: Tracker, text: str) -> int:
+    raw = (entity(tracker, "quantity") or "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return references.quantity(text)
 
 
 class ActionViewCart(Action):
@@ -80,11 +263,12 @@ class ActionViewCart(Action):
         return "action_view_cart"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        summary = _cart_or_nudge(dispatcher, tracker, "Your cart is empty. What are you looking for?")
+        key = cart_key(tracker)
+        summary = _cart_or_nudge(dispatcher, key, "Your cart is empty. What are you looking for?")
         if summary is None:
             return []
-        dispatcher.utter_message(text="Your cart:\n" + _cart_text(summary),
-                                 buttons=[button("Checkout", "checkout")])
+        _show_cart(dispatcher, f"Here's your cart: {_count(summary)}. Total: {money(summary.total, summary.currency)}.",
+                   summary, key)
         return []
 
 
@@ -94,34 +278,77 @@ class ActionRemoveFromCart(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         text = user_text(tracker).lower()
+        key = cart_key(tracker)
         with session_scope() as session:
-            summary = cart.summary(session, tracker.sender_id)
+            summary = cart.summary(session, key)
             if not summary.lines:
                 dispatcher.utter_message(text="Your cart is already empty.")
                 return []
             if any(w in text for w in ("empty", "clear", "everything", "all items", "remove all")):
-                cart.remove_item(session, tracker.sender_id)
+                cart.remove_item(session, key)
                 dispatcher.utter_message(text="Done, your cart is empty now.")
                 return []
-            pid = entity(tracker, "product_id")
-            target = next((line for line in summary.lines if str(line.product_id) == pid), None)
-            if target is None:
-                positions = references.positions(text, len(summary.lines)) or references.by_name(
-                    text, [line.title for line in summary.lines])
-                if len(positions) == 1 or (positions and len(summary.lines) == 1):
-                    target = summary.lines[positions[0]]
-                elif len(summary.lines) == 1:
-                    target = summary.lines[0]
-            if target is None:
+            targets = _target_lines(tracker, summary)
+            if len(targets) != 1:
                 dispatcher.utter_message(
                     text="Which one should I remove?",
-                    buttons=[button(line.title, "remove_from_cart", product_id=line.product_id)
-                             for line in summary.lines],
+                    buttons=[button(_line_text(line), "remove_from_cart", **_entities(line))
+                             for line in (targets or summary.lines)],
                 )
                 return []
-            summary = cart.remove_item(session, tracker.sender_id, target.product_id)
-        rest = _cart_text(summary) if summary.lines else "Your cart is empty now."
-        dispatcher.utter_message(text=f"Removed {target.title}.\n{rest}")
+            target = targets[0]
+            summary = cart.remove_line(session, key, target.id)
+        title = f"{target.title}{f' ({target.variant})' if target.variant else ''}"
+        if summary.lines:
+            _show_cart(dispatcher, f"Removed {title}. Your cart: {_count(summary)}, "
+                                   f"{money(summary.total, summary.currency)}.", summary, key)
+        else:
+            dispatcher.utter_message(text=f"Removed {title}.\nYour cart is empty now.")
+        return []
+
+
+class ActionUpdateCartQuantity(Action):
+    """ "make it 2", "change the jacket to 3"; 0 removes the line."""
+
+    def name(self) -> str:
+        return "action_update_cart_quantity"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
+        key = cart_key(tracker)
+        summary = _cart_or_nudge(dispatcher, key, "Your cart is empty, so there's no quantity to change.")
+        if summary is None:
+            return []
+        quantity = _wanted_quantity(tracker)
+        targets = _target_lines(tracker, summary)
+        if quantity is None:
+            dispatcher.utter_message(text="How many would you like? For example \"make it 2\".")
+            return []
+        if len(targets) != 1:
+            dispatcher.utter_message(
+                text=f"Which item should I change to {quantity}?",
+                buttons=[button(_line_text(line), "update_cart_quantity", **_entities(line, quantity=quantity))
+                         for line in (targets or summary.lines)],
+            )
+            return []
+        target = targets[0]
+        try:
+            with session_scope() as session:
+                summary = cart.set_quantity(session, key, target.id, quantity)
+        except NotEnoughStock as exc:
+            offer = ([button(f"Make it {exc.available}", "update_cart_quantity",
+                             **_entities(target, quantity=exc.available))] if exc.available else [])
+            dispatcher.utter_message(text=str(exc), buttons=offer)
+            return []
+        except CartError as exc:
+            dispatcher.utter_message(text=str(exc))
+            return []
+        title = f"{target.title}{f' ({target.variant})' if target.variant else ''}"
+        text = f"Removed {title}." if quantity == 0 else f"Done: {quantity} x {title}."
+        if summary.lines:
+            _show_cart(dispatcher, f"{text} Your cart: {_count(summary)}, {money(summary.total, summary.currency)}.",
+                       summary, key)
+        else:
+            dispatcher.utter_message(text=f"{text}\nYour cart is empty now.")
         return []
 
 
@@ -130,14 +357,10 @@ class ActionCheckout(Action):
         return "action_checkout"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        summary = _cart_or_nudge(dispatcher, tracker, "Your cart is empty, so there's nothing to check out yet.")
+        key = cart_key(tracker)
+        summary = _cart_or_nudge(dispatcher, key, "Your cart is empty, so there's nothing to check out yet.")
         if summary is None:
             return []
-        policy = services.policy()
-        free_over = float(policy.fact("shipping.free_over"))
-        shipping_note = ("Standard shipping is free for this order." if summary.total >= free_over else
-                         f"Add {money(free_over - summary.total, summary.currency)} more for free standard shipping.")
-        link = services.public_url(f"{policy.fact('shop.urls.checkout')}?cart={tracker.sender_id}")
-        dispatcher.utter_message(text=f"Here's your order:\n{_cart_text(summary)}\n{shipping_note}\n"
-                                      f"Complete your purchase securely here: {link}")
+        dispatcher.utter_message(text=f"Here's your order:\n{_cart_text(summary)}\n{_shipping_note(summary)}\n"
+                                      f"Complete your purchase securely here: {checkout_link(key)}")
         return []

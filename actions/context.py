@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rasa_sdk import Tracker
 
 from actions import services
 from bot.search import references
 from bot.search.service import ProductView
+from bot.shop.orders import Requester
 
 
 def user_text(tracker: Tracker) -> str:
@@ -40,3 +43,35 @@ def referred_products(tracker: Tracker, limit: int = 1) -> list[ProductView]:
         product = search.get(int(focused))
         picked = [product] if product else []
     return picked[:limit]
+
+
+def _latest_user_metadata(tracker: Tracker) -> dict[str, Any]:
+    """Metadata the channel sent with the shopper's latest message.
+
+    Rasa 3.6 copies it into ``latest_message["metadata"]``; the latest ``user`` event carries it too
+    (read when a tracker comes without it, e.g. a message injected through the HTTP API).
+    """
+    metadata = (tracker.latest_message or {}).get("metadata")
+    if isinstance(metadata, dict) and metadata:
+        return metadata
+    for event in reversed(tracker.events or []):
+        if event.get("event") == "user":
+            found = event.get("metadata") or (event.get("parse_data") or {}).get("metadata")
+            return found if isinstance(found, dict) else {}
+    return {}
+
+
+def requester(tracker: Tracker) -> Requester:
+    """Who is asking: the conversation, and the customer only when the gateway verified their token.
+
+    The gateway sets ``customer_id`` in the message metadata after checking a signed token and strips
+    any value a client sent, so it is the only source of identity; slots never are.
+    """
+    metadata = _latest_user_metadata(tracker)
+    raw = metadata.get("customer_id")
+    customer_id = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else None
+    if isinstance(raw, str) and raw.isdigit() and int(raw) > 0:
+        customer_id = int(raw)
+    client = metadata.get("client_key")
+    return Requester(conversation_id=tracker.sender_id, customer_id=customer_id,
+                     client_key=str(client)[:100] if isinstance(client, str) and client else None)

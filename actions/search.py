@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import services
 from actions.context import entity, referred_products, shown_ids, user_text
 from actions.messages import button, money, product_cards, refine_button, stock_label
+from actions.profile import recommendations, saved_search_defaults
 from bot.search.query import Filters, ParsedQuery
 from bot.search.service import Hit, ProductView
 
@@ -143,7 +144,9 @@ class ActionSearchProducts(Action):
                 buttons=[{"title": t, "payload": t} for t in ("Clothing", "Electronics", "Home", "Kitchen", "Toys")],
             )
             return []
-        return [*_show_results(dispatcher, query, 0, _intro(query)), SlotSet("focused_product", None)]
+        query, saved = saved_search_defaults(tracker, query)
+        intro = f"{_intro(query)}\n{saved}" if saved else _intro(query)
+        return [*_show_results(dispatcher, query, 0, intro), SlotSet("focused_product", None)]
 
 
 _ELSE = re.compile(r"\b(?:something|anything)\s+else\b|\b(?:different|other)\s+(?:ones?|products?|options?|items?)\b"
@@ -274,25 +277,26 @@ class ActionCompareProducts(Action):
 
 
 class ActionRecommend(Action):
-    """Products like the one in focus, or else the best rated products in stock."""
+    """What goes with the product in focus (or the one referred to), picks from the shopper's history (with
+    consent), or what sells now: the blended recommender of ``bot.shop.recommend``, each card with its reason."""
 
     def name(self) -> str:
         return "action_recommend"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        search = services.product_search()
         anchor = referred_products(tracker)
-        if anchor:
-            base = anchor[0]
-            query = ParsedQuery(f"{base.title} {base.category}", Filters(in_stock=True))
-            picks = [(h.product, "similar to " + base.title) for h in search.search(query, limit=PAGE + 1)
-                     if h.product.id != base.id][:PAGE]
-            intro = f"If you like {base.title}, have a look at these:"
-        else:
-            picks = [(p, f"★ {p.rating:.1f} from {p.rating_count} reviews") for p in search.top_rated(PAGE)]
-            intro = "Our best rated products right now:"
+        base = anchor[0] if anchor else None
+        picks, personal = recommendations(tracker, base.id if base else None, PAGE)
         if not picks:
             dispatcher.utter_message(text="I have nothing to recommend right now. Tell me what you're looking for?")
             return []
+        if base is not None:
+            intro = f"These go well with {base.title}:"
+        elif personal:
+            intro = "Picked for you, from what you've bought before:"
+        elif picks[0][1].startswith("Popular"):
+            intro = "Popular right now:"
+        else:  # no orders yet: the best rated
+            intro = "Our best rated products right now:"
         dispatcher.utter_message(text=intro, json_message=product_cards(picks))
         return [SlotSet("shown_products", [p.id for p, _ in picks])]

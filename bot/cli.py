@@ -14,10 +14,14 @@ catalog_app = typer.Typer(help="Product catalog", no_args_is_help=True)
 search_app = typer.Typer(help="Search index", no_args_is_help=True)
 model_app = typer.Typer(help="Rasa model", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print numbers", no_args_is_help=True)
+shop_app = typer.Typer(help="Shop data: demo customers and orders", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(search_app, name="search")
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
+app.add_typer(shop_app, name="shop")
+crm_app = typer.Typer(help="Customer profiles: RFM segment, lifetime value, preferences", no_args_is_help=True)
+app.add_typer(crm_app, name="crm")
 
 
 @app.command("migrate")
@@ -152,18 +156,50 @@ def search_build(force: bool = False) -> None:
     typer.echo(f"search index: {built.size} products in {directory}")
 
 
+@shop_app.command("demo")
+def shop_demo(seed: int = 7, customers: Annotated[int, typer.Option(help="number of demo customers")] = 60) -> None:
+    """Create the deterministic demo customers and orders (every order state) over the catalog; safe to run
+    again (what exists is left alone). Prints the showcase customers to try the order flows with."""
+    from bot.db import migrate, session_scope
+    from bot.shop.demo_orders import demo_customers, load_demo_orders
+
+    migrate()
+    try:
+        with session_scope() as session:
+            stats = load_demo_orders(session, seed=seed, customers=customers)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"demo orders: {stats.customers_added} customers and {stats.orders_added} orders added, "
+               f"{stats.orders_existing} orders already there")
+    with session_scope() as session:
+        showcase = demo_customers(session)
+    typer.echo("demo customers to try the order flows with (sign in as them on the demo page, or as a guest give "
+               "the order number and the email or postcode):")
+    for c in showcase:
+        who = f"{c.name} <{c.email}>" + ("" if c.id is not None else " (guest)")
+        typer.echo(f"  {c.order_number} [{c.status}] {who}, postcode {c.postcode}: {c.note}")
+
+
 @app.command("setup-data")
 def setup_data() -> None:
-    """Everything `make run` needs besides the Rasa model: schema, demo catalog (when empty), Rasa lookup
-    tables from the catalog, search index."""
+    """Everything `make run` needs besides the Rasa model: schema, demo catalog (when empty), demo customers
+    and orders (when there are none), Rasa lookup tables from the catalog, search index."""
+    from sqlalchemy import func, select
+
     from bot.catalog.store import product_count
     from bot.db import migrate, session_scope
+    from bot.shop.models import Order
 
     migrate()
     with session_scope() as session:
         empty = product_count(session) == 0
     if empty:
         catalog_demo(count=None, seed=7)
+    with session_scope() as session:
+        no_orders = not session.scalar(select(func.count(Order.id)))
+    if no_orders:
+        shop_demo(seed=7, customers=60)
     _write_lookups()
     search_build(force=False)
 
@@ -220,3 +256,91 @@ def bench_nlu(folds: int = 3, out: Path = Path("results/nlu-cv")) -> None:
     result = cross_validate(folds=folds, out=out)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
+
+
+@crm_app.command("show")
+def crm_show(email: str) -> None:
+    """Print a customer's profile: contact, segment, R/F/M, lifetime value, orders, preferences, consent."""
+    from bot.db import migrate, session_scope
+    from bot.shop import crm
+
+    migrate()
+    try:
+        with session_scope() as session:
+            view = crm.profile_by_email(session, email)
+    except crm.UnknownCustomer as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(crm.format_profile(view))
+
+
+@crm_app.command("refresh")
+def crm_refresh() -> None:
+    """Recompute every customer's RFM scores, segment and lifetime value from their orders."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from bot.db import migrate, session_scope
+    from bot.shop import crm
+    from bot.shop.models import CrmProfile
+
+    migrate()
+    with session_scope() as session:
+        count = crm.refresh_profiles(session)
+        segments = Counter(session.scalars(select(CrmProfile.segment)))
+    summary = ", ".join(f"{name} {segments[name]}" for name in crm.SEGMENTS if segments[name])
+    typer.echo(f"crm profiles: {count} refreshed ({summary or 'no customers'})")
+
+
+@bench_app.command("recommend")
+def bench_recommend(
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: DATABASE_URL)")] = None,
+    k: Annotated[int, typer.Option(help="recommendations per customer")] = 10,
+    half_life_days: Annotated[float, typer.Option(help="decay of personal history")] = 90.0,
+    min_support: Annotated[int, typer.Option(help="orders a co-purchase pair needs")] = 2,
+    ignore_consent: Annotated[bool, typer.Option(help="use every customer's history, consent or not")] = False,
+    no_vectors: Annotated[bool, typer.Option(help="leave the embedding sources out")] = False,
+    index_dir: Annotated[Path | None, typer.Option(help="search index to use (and keep up to date) for this "
+                                                        "database; default: the served one")] = None,
+) -> None:
+    """Hold out each customer's last order; hit rate@k and coverage, blended vs popularity, as one JSON line."""
+    from sqlalchemy.orm import Session
+
+    from bot.config import get_settings
+    from bot.db import get_engine, migrate
+    from bot.shop.recommend import RecommendConfig
+    from bot.shop.recommend_bench import NoOrders, benchmark
+
+    url = database or get_settings().database_url
+    migrate(url)
+    with Session(get_engine(url)) as session:
+        vectors = None if no_vectors else _index_for(session, url, index_dir).dense
+        config = RecommendConfig(half_life_days=half_life_days, min_support=min_support)
+        try:
+            result = benchmark(session, vectors, k=k, config=config, ignore_consent=ignore_consent)
+        except NoOrders as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+def _index_for(session, url: str, index_dir: Path | None = None):  # type: ignore[no-untyped-def]
+    """The search index for this database: ``index_dir``'s or the served one, brought up to date (in memory
+    only when the database is not the configured one, so the served index is never overwritten)."""
+    from bot.config import get_settings
+    from bot.search import index
+    from bot.search.embeddings import get_embedder
+
+    if index_dir is not None:
+        return index.ensure(session, get_embedder(), index_dir, progress=True)
+    directory = get_settings().search_index_dir
+    if url == get_settings().database_url:
+        return index.ensure(session, get_embedder(), directory, progress=True)
+    texts = index.catalog_texts(session)
+    existing = index.load(directory)
+    if existing is None:
+        return index.ProductIndex.build(texts, get_embedder(), progress=True)
+    existing.sync(texts, get_embedder())
+    return existing

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot import PROJECT_ROOT
 
 VAR_DIR = PROJECT_ROOT / "var"
+DEV_JWT_SECRET = "dev-only-shop-assistant-secret-change-me-in-production"  # identity.jwt_secret warns when used
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,23 @@ class Settings(BaseSettings):
         default="",
         description="Public base URL of the gateway, used in links the bot sends (empty: relative).",
     )
+    order_number_prefix: str = Field(default="NW", description="Prefix of order numbers (NW-100234).")
+    order_grant_minutes: int = Field(
+        default=120, description="How long a guest's proof of an order (number plus email or postcode) lasts."
+    )
+    verify_max_failures: int = Field(default=5, description="Failed order verifications before the form locks.")
+    verify_window_minutes: int = Field(default=15, description="Window in which failed verifications count.")
+    verify_lock_minutes: int = Field(default=15, description="How long order verification stays locked.")
+    jwt_secret: str = Field(
+        default=DEV_JWT_SECRET,
+        description="Secret shared with the shop to sign customer tokens (HS256) and checkout links.",
+    )
+    jwt_issuer: str = Field(default="shop-assistant", description="Expected `iss` claim of customer tokens.")
+    demo_mode: bool = Field(
+        default=True,
+        description="Demo shop extras: 'sign in as a demo customer' (issues tokens for demo customers).",
+    )
+    demo_token_ttl_s: int = Field(default=3600, description="Lifetime of a demo customer's token.")
 
     @property
     def search_index_dir(self) -> Path:

@@ -2,5 +2,30 @@
 
 from bot.catalog.models import Product
 from bot.shop.cart import CartItem
+from bot.shop.models import (
+    CrmProfile,
+    Customer,
+    Order,
+    OrderAccessGrant,
+    OrderItem,
+    Preference,
+    Refund,
+    Return,
+    Shipment,
+    VerificationThrottle,
+)
 
-__all__ = ["CartItem", "Product"]
+__all__ = [
+    "CartItem",
+    "CrmProfile",
+    "Customer",
+    "Order",
+    "OrderAccessGrant",
+    "OrderItem",
+    "Preference",
+    "Product",
+    "Refund",
+    "Return",
+    "Shipment",
+    "VerificationThrottle",
+]

@@ -15,6 +15,23 @@ import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="shop-assistant-tests-"))
 os.environ["DATABASE_URL"] = f"sqlite:///{_TMP / 'shop.sqlite3'}"
+# SHOP_TEST_DATABASE=postgres runs the session against a throwaway PostgreSQL server (tests/pg.py)
+# that the tests start and stop themselves: `make test` does so for the shop modules.
+_PG_SERVER = None
+if os.environ.get("SHOP_TEST_DATABASE", "sqlite") == "postgres":
+    from tests.pg import PostgresServer, find_bin_dir
+
+    _bin = find_bin_dir()
+    if _bin is None:
+        _why = "SHOP_TEST_DATABASE=postgres, but PostgreSQL (initdb, pg_ctl) is not installed"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            raise RuntimeError(_why)
+        pytest.exit(f"{_why}: the PostgreSQL pass is skipped", returncode=0)
+    _PG_SERVER = PostgresServer(_bin)
+    _PG_SERVER.start()
+    os.environ["DATABASE_URL"] = _PG_SERVER.create_database("shop_tests")
+elif os.environ.get("SHOP_TEST_DATABASE", "sqlite") != "sqlite":
+    raise RuntimeError("SHOP_TEST_DATABASE must be sqlite or postgres")
 os.environ["SHOP_MODELS_DIR"] = str(_TMP / "models")
 os.environ["SHOP_DEMO_PRODUCTS"] = "600"
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -33,6 +50,11 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def tmp_root() -> Path:
     return _TMP
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PG_SERVER is not None:
+        _PG_SERVER.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,3 +117,13 @@ def stack(catalog: int, tmp_root: Path) -> Iterator:
     finally:
         running.stop()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator:
+    """A throwaway PostgreSQL server (tests/pg.py) for the whole session; ``.create_database(name)``
+    gives a fresh database URL. Skipped without PostgreSQL, except under CI where that fails."""
+    from tests.pg import postgres_server
+
+    with postgres_server() as server:
+        yield server

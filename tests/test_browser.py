@@ -250,3 +250,95 @@ def test_card_price_is_money_and_a_missing_price_prints_no_garbage(stack, browse
     for garbage in ("null", "NaN", "undefined", "$0.00"):
         assert garbage not in text, f"{garbage!r} in a card without a price: {text!r}"
     page.close()
+
+
+# --- Cart ---------------------------------------------------------------------------------------------------------
+
+
+def test_add_to_cart_from_a_card_fills_the_cart_and_the_cart_renders(stack, browser) -> None:  # type: ignore[no-untyped-def]
+    """A product card's "Add to cart" (answering the size question when the product has sizes) puts it in the
+    cart; the widget renders the cart card from the bot's ``{"type": "cart"}`` payload, the shop's header counts
+    it, the checkout link opens that cart on the checkout page, and the cart survives a reload."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    messages = _bot_messages(page)
+    page.goto(stack.gateway_url + "/")
+    page.get_by_test_id("sa-bubble").click()
+    page.get_by_test_id("sa-input").fill("noise cancelling headphones")
+    page.get_by_test_id("sa-send").click()
+    page.locator(".sa-carousel .sa-card").first.wait_for(timeout=30000)
+    products = _card_lists(messages)[-1]
+    pick = next(p for p in products if p["stock"] > 0 and p["price"] is not None)
+    card = page.locator(f".sa-carousel .sa-card[data-product-id='{pick['id']}']").first
+    expect(page.get_by_test_id("sa-cart")).to_have_count(0)
+    card.get_by_role("button", name=f"Add to cart: {pick['title']}").click()
+
+    size_question = page.locator(".sa-msg-bot", has_text=f"Which size of {pick['title']}")
+    cart_card = page.get_by_test_id("sa-cart")
+    cart_card.or_(size_question).first.wait_for(timeout=30000)
+    if size_question.count():  # a product with sizes: answer with the first one offered
+        page.locator(".sa-row-bot").last.locator(".sa-quick-reply").first.click()
+    cart_card.first.wait_for(timeout=30000)
+    expect(cart_card).to_have_count(1)
+
+    sent = [m["custom"] for m in messages if isinstance(m.get("custom"), dict) and m["custom"].get("type") == "cart"]
+    assert len(sent) == 1 and sent[0]["item_count"] == 1
+    line = cart_card.locator(".sa-cart-line")
+    expect(line).to_have_count(1)
+    assert line.get_attribute("data-product-id") == str(pick["id"])
+    assert line.locator(".sa-cart-title").text_content() == pick["title"]
+    assert line.locator(".sa-cart-qty").text_content() == "Qty 1"
+    assert line.locator(".sa-cart-line-total").text_content() == _money(pick["price"], pick["currency"])
+    assert cart_card.locator(".sa-cart-total-value").text_content() == _money(pick["price"], pick["currency"])
+    assert cart_card.locator(".sa-cart-count").text_content() == "1 item"
+    assert [b.text_content() for b in line.locator(".sa-cart-btn").all()][-1] == "Remove"
+    expect(page.locator("[data-cart-button] .cart-count")).to_have_text("1")  # the shop's header follows
+
+    checkout = cart_card.get_by_test_id("sa-cart-checkout")
+    href = checkout.get_attribute("href") or ""
+    assert re.search(r"/checkout\?cart=[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$", href), href
+    shop = browser.new_page()
+    shop.goto(href)
+    expect(shop.locator("h1")).to_have_text("Checkout")
+    expect(shop.locator("td").first).to_have_text(pick["title"])
+    shop.get_by_role("button", name="Place order (demo)").click()
+    expect(shop.locator("#demo-notice")).to_be_visible()
+    shop.close()
+
+    page.reload()
+    page.get_by_test_id("sa-cart").wait_for(state="attached", timeout=10000)
+    expect(page.get_by_test_id("sa-cart").locator(".sa-cart-title")).to_have_text(pick["title"])
+    page.close()
+
+
+def test_the_cart_card_renders_its_data_as_text(stack, browser) -> None:  # type: ignore[no-untyped-def]
+    """A hostile cart payload, injected through a mocked chat socket, stays text; a bad checkout URL is dropped."""
+    from playwright.sync_api import expect
+
+    sockets: list[Any] = []
+    page = browser.new_page()
+    page.route_web_socket(re.compile(r"/ws/chat"), lambda ws: sockets.append(ws))
+    page.goto(stack.gateway_url + "/")
+    page.evaluate("window.__pwned = false")
+    page.get_by_test_id("sa-bubble").click()
+    for _ in range(100):
+        if sockets:
+            break
+        page.wait_for_timeout(50)
+    assert sockets, "the widget did not open its chat socket"
+    hostile = '<img src=x onerror="window.__pwned=true">'
+    cart = {"type": "cart", "item_count": 2, "currency": "USD", "total": 30, "total_label": "$30.00",
+            "shipping_note": hostile, "checkout_url": "javascript:window.__pwned=true",
+            "lines": [{"product_id": 5, "title": hostile, "variant": "size M", "quantity": 2, "total": 30,
+                       "url": "/products/5", "buttons": [{"title": "Remove", "payload": "/remove_from_cart",
+                                                          "text": "Remove it"}]}]}
+    sockets[0].send(json.dumps({"type": "bot", "messages": [{"custom": cart}]}))
+    box = page.get_by_test_id("sa-cart")
+    expect(box).to_have_count(1)
+    expect(box.locator(".sa-cart-title")).to_have_text(hostile)
+    expect(box.locator(".sa-cart-note")).to_have_text(hostile)
+    assert box.locator("img[src=x]").count() == 0 and page.evaluate("window.__pwned") is False
+    expect(box.get_by_test_id("sa-cart-checkout")).to_have_count(0)  # javascript: is no link
+    expect(box.locator(".sa-cart-total-value")).to_have_text("$30.00")
+    page.close()

@@ -92,9 +92,14 @@ def test_checkout_page_escapes_and_summarises(client: TestClient, db_session) ->
     from bot.shop import cart
 
     product = db_session.scalars(select(Product).where(Product.sizes == [], Product.stock > 2).limit(1)).one()
+    from bot.config import get_settings
+
     cart.add_item(db_session, "checkout-page-1", product.id, 2)
     db_session.commit()
-    page = client.get("/checkout", params={"cart": "checkout-page-1"})
+    reference = cart.checkout_reference("checkout-page-1", get_settings().jwt_secret)
+    page = client.get("/checkout", params={"cart": reference})
     assert page.status_code == 200
     assert f"${round(product.price * 2, 2):,.2f}" in page.text
-    assert client.get("/checkout", params={"cart": "<script>"}).status_code == 422
+    assert client.get("/checkout", params={"cart": "checkout-page-1"}).status_code == 404  # the bare key: no
+    assert client.get("/checkout", params={"cart": "<script>"}).status_code == 404
+    assert client.get("/checkout", params={"cart": "x" * 601}).status_code == 422

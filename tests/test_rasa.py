@@ -48,3 +48,20 @@ def test_story_main_paths_pass(tmp_path) -> None:  # type: ignore[no-untyped-def
     failed = (out / "failed_test_stories.yml")
     detail = failed.read_text()[-4000:] if failed.exists() else result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 0, detail
+
+
+def test_no_slot_a_shopper_can_fill_decides_access_or_confirms() -> None:
+    """Identity comes from verified metadata only; the proof and the pending yes/no are set by actions."""
+    import yaml
+
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    slots = domain["slots"]
+    assert not {"customer_id", "customer", "verified", "authenticated"} & set(slots)
+    for name in ("order_contact", "pending_confirmation"):
+        assert [m["type"] for m in slots[name]["mappings"]] == ["custom"], name
+    # every form pins the order first, and each intent that starts one has exactly one rule for it
+    rules = yaml.safe_load((ROOT / "data" / "rules" / "orders.yml").read_text())["rules"]
+    for form, spec in domain["forms"].items():
+        assert spec["required_slots"][:2] == ["order_number", "order_contact"], form
+        starts = [r for r in rules if r["steps"][-2:] == [{"action": form}, {"active_loop": form}]]
+        assert starts, form

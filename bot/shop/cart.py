@@ -1,9 +1,21 @@
-"""A shopper's cart, keyed by conversation until customer identity arrives."""
+"""A shopper's cart: lines of product, size, color and quantity under one cart key.
+
+A guest's cart is keyed by the conversation id; a signed-in shopper's by ``customer:<id>``, so it
+follows them across devices. When a guest signs in, :func:`merge` moves the guest cart into the
+customer's. The checkout page is reached through :func:`checkout_reference`, an HMAC-signed
+reference to the cart key, so nobody can open another shopper's cart by guessing keys.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -12,16 +24,19 @@ from bot.catalog.models import Product
 from bot.db import Base
 
 MAX_QUANTITY = 20
+CUSTOMER_PREFIX = "customer:"
+REFERENCE = re.compile(r"^[A-Za-z0-9_-]{4,400}\.[A-Za-z0-9_-]{22}$")
 
 
 class CartItem(Base):
     __tablename__ = "cart_items"
-    __table_args__ = (UniqueConstraint("cart_key", "product_id", "size", name="uq_cart_line"),)
+    __table_args__ = (UniqueConstraint("cart_key", "product_id", "size", "color", name="uq_cart_line"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     cart_key: Mapped[str] = mapped_column(String(120), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     size: Mapped[str] = mapped_column(String(20), default="")
+    color: Mapped[str] = mapped_column(String(60), default="")
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     added_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
 
@@ -32,23 +47,61 @@ class CartError(ValueError):
     """A cart change that cannot be made; the message is safe to show the shopper."""
 
 
+class NotEnoughStock(CartError):
+    """More than the stock allows; ``available`` is how many the change could still have."""
+
+    def __init__(self, message: str, available: int) -> None:
+        super().__init__(message)
+        self.available = max(0, available)
+
+
 def no_price_text(title: str) -> str:
     """Why a product without a price (imported without one: "Price on request") is not added."""
     return f"Sorry, {title} has no online price (price on request), so it can't be added to the cart."
 
 
+def customer_cart_key(customer_id: int) -> str:
+    return f"{CUSTOMER_PREFIX}{customer_id}"
+
+
+def cart_key(conversation_id: str, customer_id: int | None = None) -> str:
+    """The cart of a signed-in customer, else the conversation's (guest) cart."""
+    return customer_cart_key(customer_id) if customer_id else conversation_id
+
+
+def product_colors(product: Product) -> list[str]:
+    """The colors a shopper chooses between (variants from the Shopify import); [] for one color."""
+    colors = (product.attributes or {}).get("colors") or []
+    unique = list(dict.fromkeys(str(c) for c in colors if str(c).strip()))
+    return unique if len(unique) > 1 else []
+
+
+def pick(value: str, options: list[str]) -> str | None:
+    """``value`` spelled as in ``options`` (case-insensitive), or None."""
+    wanted = value.strip().lower()
+    return next((o for o in options if o.lower() == wanted), None)
+
+
 @dataclass(frozen=True)
 class CartLine:
+    id: int
     product_id: int
     title: str
     size: str
+    color: str
     quantity: int
     unit_price: float
     currency: str
+    stock: int
 
     @property
     def total(self) -> float:
         return round(self.unit_price * self.quantity, 2)
+
+    @property
+    def variant(self) -> str:
+        """"size M, Red", or ''."""
+        return ", ".join(p for p in [f"size {self.size}" if self.size else "", self.color] if p)
 
 
 @dataclass(frozen=True)
@@ -67,29 +120,125 @@ class CartSummary:
     def currency(self) -> str:
         return self.lines[0].currency if self.lines else "USD"
 
+    def find(self, product_id: int, size: str | None = None, color: str | None = None) -> list[CartLine]:
+        """Lines of a product, narrowed by size and color when given."""
+        return [line for line in self.lines if line.product_id == product_id
+                and (not size or line.size.lower() == size.lower())
+                and (not color or line.color.lower() == color.lower())]
 
-def add_item(session: Session, cart_key: str, product_id: int, quantity: int = 1, size: str = "") -> CartSummary:
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise CartError(f"You can add between 1 and {MAX_QUANTITY} of an item.")
+
+@dataclass(frozen=True)
+class ShippingQuote:
+    method: str
+    fee: float
+    free_over: float
+
+    def missing(self, subtotal: float) -> float:
+        """How much more the shopper would spend for free shipping (0 when it is free already)."""
+        return max(0.0, round(self.free_over - subtotal, 2))
+
+
+def shipping_quote(subtotal: float, shipping_policy: dict[str, Any]) -> ShippingQuote:
+    """Standard shipping for a cart, per the policy file: free from ``free_over``, else its price."""
+    methods = shipping_policy.get("methods") or []
+    standard = next((m for m in methods if str(m.get("name", "")).lower() == "standard"), methods[0] if methods else {})
+    free_over = float(shipping_policy.get("free_over", 0))
+    fee = 0.0 if subtotal >= free_over else float(standard.get("price", 0))
+    return ShippingQuote(str(standard.get("name", "Standard")), round(fee, 2), free_over)
+
+
+def _product(session: Session, product_id: int) -> Product:
     product = session.get(Product, product_id)
     if product is None:
         raise CartError("That product is no longer in the catalog.")
     if product.price is None:
         raise CartError(no_price_text(product.title))
-    if product.sizes and size and size not in product.sizes:
-        raise CartError(f"{product.title} comes in {', '.join(product.sizes)}.")
-    line = session.scalar(
-        select(CartItem).where(CartItem.cart_key == cart_key, CartItem.product_id == product_id, CartItem.size == size)
-    )
-    wanted = quantity + (line.quantity if line else 0)
+    return product
+
+
+def _variant(product: Product, size: str, color: str) -> tuple[str, str]:
+    """The size and color as the catalog spells them; CartError when missing or not offered."""
+    if product.sizes:
+        if not size:
+            raise CartError(f"Which size of {product.title}? It comes in {', '.join(product.sizes)}.")
+        canonical = pick(size, product.sizes)
+        if canonical is None:
+            raise CartError(f"{product.title} comes in {', '.join(product.sizes)}.")
+        size = canonical
+    else:
+        size = ""
+    colors = product_colors(product)
+    if colors:
+        if not color:
+            raise CartError(f"Which color of {product.title}? It comes in {', '.join(colors)}.")
+        canonical = pick(color, colors)
+        if canonical is None:
+            raise CartError(f"{product.title} comes in {', '.join(colors)}.")
+        color = canonical
+    else:
+        color = ""
+    return size, color
+
+
+def _stock_error(product: Product, in_cart: int) -> NotEnoughStock:
+    if product.stock <= 0:
+        return NotEnoughStock(f"Sorry, {product.title} is out of stock.", 0)
+    if in_cart >= product.stock:
+        return NotEnoughStock(f"Only {product.stock} of {product.title} left in stock, and they're all in your "
+                              "cart already.", 0)
+    return NotEnoughStock(f"Only {product.stock} of {product.title} left in stock.", product.stock - in_cart)
+
+
+def add_item(session: Session, cart_key: str, product_id: int, quantity: int = 1, size: str = "",
+             color: str = "") -> CartSummary:
+    """Add ``quantity`` of a product (in a size and color when it has them); stock and limits are checked."""
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise CartError(f"You can add between 1 and {MAX_QUANTITY} of an item.")
+    product = _product(session, product_id)
+    size, color = _variant(product, size, color)
+    line = session.scalar(select(CartItem).where(CartItem.cart_key == cart_key, CartItem.product_id == product_id,
+                                                 CartItem.size == size, CartItem.color == color))
+    in_cart = line.quantity if line else 0
+    wanted = quantity + in_cart
     if wanted > product.stock:
-        if product.stock == 0:
-            raise CartError(f"Sorry, {product.title} is out of stock.")
-        raise CartError(f"Only {product.stock} of {product.title} left in stock.")
+        raise _stock_error(product, in_cart)
+    if wanted > MAX_QUANTITY:
+        raise NotEnoughStock(f"You can have at most {MAX_QUANTITY} of {product.title} in your cart.",
+                             MAX_QUANTITY - in_cart)
     if line is None:
-        session.add(CartItem(cart_key=cart_key, product_id=product_id, quantity=quantity, size=size))
+        session.add(CartItem(cart_key=cart_key, product_id=product_id, quantity=quantity, size=size, color=color))
     else:
         line.quantity = wanted
+    session.flush()
+    return summary(session, cart_key)
+
+
+def _line(session: Session, cart_key: str, line_id: int) -> CartItem:
+    item = session.scalar(select(CartItem).where(CartItem.id == line_id, CartItem.cart_key == cart_key))
+    if item is None:  # also another cart's line: a cart only ever touches its own lines
+        raise CartError("That item is not in your cart any more.")
+    return item
+
+
+def set_quantity(session: Session, cart_key: str, line_id: int, quantity: int) -> CartSummary:
+    """Change a line's quantity; 0 removes it."""
+    if not 0 <= quantity <= MAX_QUANTITY:
+        raise CartError(f"The quantity can be between 0 and {MAX_QUANTITY}.")
+    item = _line(session, cart_key, line_id)
+    if quantity == 0:
+        session.delete(item)
+    elif quantity > item.product.stock:
+        if item.product.stock <= 0:
+            raise NotEnoughStock(f"Sorry, {item.product.title} is out of stock now.", 0)
+        raise NotEnoughStock(f"Only {item.product.stock} of {item.product.title} left in stock.", item.product.stock)
+    else:
+        item.quantity = quantity
+    session.flush()
+    return summary(session, cart_key)
+
+
+def remove_line(session: Session, cart_key: str, line_id: int) -> CartSummary:
+    session.delete(_line(session, cart_key, line_id))
     session.flush()
     return summary(session, cart_key)
 
@@ -104,14 +253,76 @@ def remove_item(session: Session, cart_key: str, product_id: int | None = None) 
     return summary(session, cart_key)
 
 
+def merge(session: Session, from_key: str, to_key: str) -> CartSummary:
+    """Move every line of ``from_key`` into ``to_key`` (a guest cart into the customer's on sign-in).
+
+    Quantities of the same product, size and color add up, capped at :data:`MAX_QUANTITY` and the
+    stock (a line already in the target cart is never reduced). The source cart is emptied, so
+    merging again changes nothing.
+    """
+    if from_key == to_key:
+        return summary(session, to_key)
+    moving = session.scalars(select(CartItem).where(CartItem.cart_key == from_key).order_by(CartItem.id)).all()
+    for item in moving:
+        product_id, size, color, added_at = item.product_id, item.size, item.color, item.added_at
+        target = session.scalar(select(CartItem).where(
+            CartItem.cart_key == to_key, CartItem.product_id == product_id, CartItem.size == size,
+            CartItem.color == color))
+        have = target.quantity if target else 0
+        quantity = max(have, min(have + item.quantity, MAX_QUANTITY, item.product.stock))
+        session.delete(item)
+        session.flush()
+        if target is not None:
+            target.quantity = quantity
+        elif quantity > 0:
+            session.add(CartItem(cart_key=to_key, product_id=product_id, size=size, color=color,
+                                 quantity=quantity, added_at=added_at))
+    session.flush()
+    return summary(session, to_key)
+
+
+def has_items(session: Session, cart_key: str) -> bool:
+    return session.scalar(select(CartItem.id).where(CartItem.cart_key == cart_key).limit(1)) is not None
+
+
 def summary(session: Session, cart_key: str) -> CartSummary:
     """The cart's lines. A product whose price was removed after it went in the cart (a catalog
     re-import) cannot be sold, so it is left out rather than counted at a made-up price."""
     items = session.scalars(select(CartItem).where(CartItem.cart_key == cart_key).order_by(CartItem.id)).all()
     return CartSummary(
         [
-            CartLine(i.product_id, i.product.title, i.size, i.quantity, float(i.product.price), i.product.currency)
+            CartLine(i.id, i.product_id, i.product.title, i.size, i.color, i.quantity, float(i.product.price),
+                     i.product.currency, i.product.stock)
             for i in items
             if i.product.price is not None
         ]
     )
+
+
+# --------------------------------------------------------------------------- checkout links
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _signature(cart_key: str, secret: str) -> str:
+    digest = hmac.new(secret.encode(), b"checkout-link\x00" + cart_key.encode(), hashlib.sha256).digest()
+    return _b64(digest)[:22]  # 132 bits
+
+
+def checkout_reference(cart_key: str, secret: str) -> str:
+    """An unguessable reference to a cart for its checkout link: the key and its HMAC."""
+    return f"{_b64(cart_key.encode())}.{_signature(cart_key, secret)}"
+
+
+def cart_key_from_reference(reference: str, secret: str) -> str | None:
+    """The cart key a reference names, or None when it was not made with ``secret`` (forged, altered)."""
+    if not REFERENCE.match(reference or ""):
+        return None
+    encoded, signature = reference.split(".")
+    try:
+        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return key if hmac.compare_digest(signature, _signature(key, secret)) else None

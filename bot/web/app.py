@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Header, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
@@ -18,9 +18,12 @@ from sqlalchemy.orm import Session
 
 from bot.catalog.models import Product
 from bot.config import Settings, get_settings
-from bot.db import get_engine, migrate, ping
+from bot.db import get_engine, migrate, ping, session_scope
+from bot.policy import get_policy
 from bot.search.service import ProductView
 from bot.shop import cart
+from bot.shop.demo_orders import demo_customers
+from bot.shop.identity import InvalidToken, issue_token, jwt_secret, verify_token
 from bot.web import pages
 from bot.web.media import product_svg
 from bot.web.rasa_client import APOLOGY, RasaClient, RasaUnavailable
@@ -29,12 +32,34 @@ log = logging.getLogger("bot.web")
 STATIC = Path(__file__).resolve().parent / "static"
 CONVERSATION_ID = r"^[A-Za-z0-9_.:-]{8,128}$"
 MAX_TEXT = 2000
+MAX_TOKEN = 4096
+# Metadata keys that say who the shopper is: only the gateway sets them, after verifying a token.
+IDENTITY_KEYS = frozenset({"customer_id", "customer", "customer_email", "customer_name", "client_key", "user_id",
+                           "user", "email", "identity", "authenticated", "signed_in", "verified", "token"})
+SIGN_IN_FAILED = "Your sign-in could not be confirmed ({reason}), so you're chatting as a guest."
+
+
+def clean_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The client's metadata without anything that claims an identity."""
+    return {k: v for k, v in (metadata or {}).items()
+            if k.lower() not in IDENTITY_KEYS and not k.lower().startswith(("customer", "auth"))}
+
+
+def identity_metadata(metadata: dict[str, Any], customer_id: int | None, client_host: str | None) -> dict[str, Any]:
+    """``metadata`` plus what the gateway vouches for: the verified customer and the client's address."""
+    extra: dict[str, Any] = {"customer_id": customer_id} if customer_id else {}
+    if client_host:
+        extra["client_key"] = f"ip:{client_host}"
+    return {**metadata, **extra}
 
 
 class ChatRequest(BaseModel):
     conversation_id: str = Field(pattern=CONVERSATION_ID, description="Stable id of the shopper's conversation.")
     text: str = Field(min_length=1, max_length=MAX_TEXT)
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Passed to Rasa; identity keys (customer_id, ...) are removed: use `token`.")
+    token: str | None = Field(default=None, max_length=MAX_TOKEN,
+                              description="Signed customer token (or send it as `Authorization: Bearer`).")
 
 
 class ChatResponse(BaseModel):
@@ -44,9 +69,14 @@ class ChatResponse(BaseModel):
 
 
 class WidgetMessage(BaseModel):
-    type: str
+    type: str  # "hello" (sets the identity: token, or none for a guest) | "message"
     text: str = Field(default="", max_length=MAX_TEXT)
     payload: str | None = Field(default=None, max_length=MAX_TEXT)
+    token: str | None = Field(default=None, max_length=MAX_TOKEN)
+
+
+class DemoSignIn(BaseModel):
+    customer_id: int = Field(ge=1)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, settings.database_url)
+        jwt_secret(settings)  # warns once when the development secret is in use
+        if settings.demo_mode:
+            log.warning("demo mode (SHOP_DEMO_MODE): anyone can sign in as a demo customer; turn it off in production")
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s, settings.actions_url)
         yield
         await app.state.rasa.aclose()
@@ -77,9 +110,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(STATIC / "widget.js", media_type="application/javascript",
                             headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
 
-    @app.post("/api/chat", response_model=ChatResponse)
-    async def chat(request: ChatRequest) -> ChatResponse:
-        metadata = {**(request.metadata or {}), "channel": (request.metadata or {}).get("channel", "api")}
+    def verified_customer(token: str) -> int:
+        return verify_token(token, jwt_secret(settings), settings.jwt_issuer)
+
+    def merge_guest_cart(conversation_id: str, customer_id: int) -> None:
+        """A guest who identifies keeps what they put in the cart: it moves into the customer's cart."""
+        try:
+            with session_scope(settings.database_url) as session:
+                if cart.has_items(session, conversation_id):
+                    cart.merge(session, conversation_id, cart.customer_cart_key(customer_id))
+        except Exception:  # the chat goes on; the guest cart stays where it was
+            log.exception("conversation %s: merging the guest cart failed", conversation_id)
+
+    @app.post("/api/chat", response_model=ChatResponse,
+              responses={401: {"description": "The token is invalid or expired (`detail.reason` says which)."}})
+    async def chat(request: ChatRequest, http: Request,
+                   authorization: Annotated[str | None, Header(max_length=MAX_TOKEN + 7)] = None) -> ChatResponse:
+        token = request.token
+        if token is None and authorization and authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+        customer_id = None
+        if token is not None:
+            try:
+                customer_id = verified_customer(token)
+            except InvalidToken as exc:
+                raise HTTPException(401, {"error": "invalid_token", "reason": exc.reason,
+                                          "message": f"The customer token was refused ({exc.reason}). Sign in "
+                                                     "again, or send no token to chat as a guest."},
+                                    headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
+                                                                 f'error_description="{exc.reason}"'}) from exc
+            await asyncio.to_thread(merge_guest_cart, request.conversation_id, customer_id)
+        metadata = clean_metadata(request.metadata)
+        metadata["channel"] = metadata.get("channel", "api")
+        metadata = identity_metadata(metadata, customer_id, http.client.host if http.client else None)
         replies, degraded = await relay(request.conversation_id, request.text, metadata)
         return ChatResponse(conversation_id=request.conversation_id, replies=replies, degraded=degraded)
 
@@ -88,6 +151,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         websocket: WebSocket, conversation_id: Annotated[str, Query(pattern=CONVERSATION_ID)]
     ) -> None:
         await websocket.accept()
+        customer_id: int | None = None  # set by a "hello" (or a message) that carries a valid token
+        client_host = websocket.client.host if websocket.client else None
+
+        async def identify(token: str | None) -> None:
+            nonlocal customer_id
+            customer_id = None
+            if not token:
+                await websocket.send_json({"type": "identity", "signed_in": False})
+                return
+            try:
+                customer_id = verified_customer(token)
+            except InvalidToken as exc:
+                await websocket.send_json({"type": "identity", "signed_in": False, "reason": exc.reason,
+                                           "text": SIGN_IN_FAILED.format(reason=exc.reason)})
+                return
+            await asyncio.to_thread(merge_guest_cart, conversation_id, customer_id)
+            await websocket.send_json({"type": "identity", "signed_in": True})
+
         try:
             while True:
                 raw = await websocket.receive_text()
@@ -96,15 +177,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 except ValidationError:
                     await websocket.send_json({"type": "error", "text": "That message could not be read."})
                     continue
+                if message.type == "hello" or (message.type == "message" and message.token is not None):
+                    await identify(message.token)
                 text = (message.payload or message.text).strip()
                 if message.type != "message" or not text:
                     continue
                 await websocket.send_json({"type": "typing", "on": True})
-                replies, _ = await relay(conversation_id, text, {"channel": "widget"})
+                metadata = identity_metadata({"channel": "widget"}, customer_id, client_host)
+                replies, _ = await relay(conversation_id, text, metadata)
                 await websocket.send_json({"type": "bot", "messages": replies})
                 await websocket.send_json({"type": "typing", "on": False})
         except WebSocketDisconnect:
             return
+
+    def demo_list() -> list[dict[str, Any]]:
+        if not settings.demo_mode:
+            raise HTTPException(404, "Not Found")
+        with session_scope(settings.database_url) as session:
+            return [{"id": c.id, "name": c.name, "email": c.email, "note": c.note, "order_number": c.order_number,
+                     "status": c.status} for c in demo_customers(session) if c.id is not None]
+
+    @app.get("/api/demo/customers", include_in_schema=False)
+    def demo_customer_list() -> dict[str, Any]:
+        """Demo mode only: the customers the demo page can sign in as."""
+        return {"customers": demo_list()}
+
+    @app.post("/api/demo/token", include_in_schema=False)
+    def demo_token(body: DemoSignIn) -> dict[str, Any]:
+        """Demo mode only: a signed token for one of the demo customers, as a shop would issue it."""
+        customer = next((c for c in demo_list() if c["id"] == body.customer_id), None)
+        if customer is None:
+            raise HTTPException(404, "No such demo customer.")
+        token = issue_token(customer["id"], settings.demo_token_ttl_s, jwt_secret(settings), settings.jwt_issuer)
+        return {"token": token, "expires_in": settings.demo_token_ttl_s, "customer": customer}
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -149,9 +254,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return pages.product_page(ProductView.of(_product(product_id)))
 
     @app.get("/checkout", response_class=HTMLResponse, include_in_schema=False)
-    def checkout(cart_key: Annotated[str, Query(alias="cart", pattern=CONVERSATION_ID)]) -> str:
+    def checkout(reference: Annotated[str, Query(alias="cart", max_length=600)]) -> HTMLResponse:
+        """The demo shop's checkout page, for a signed cart reference; 404 for anything forged or guessed."""
+        key = cart.cart_key_from_reference(reference, jwt_secret(settings))
+        if key is None:
+            return HTMLResponse(pages.checkout_not_found(), status_code=404)
         with Session(get_engine(settings.database_url)) as session:
-            return pages.checkout_page(cart.summary(session, cart_key))
+            summary = cart.summary(session, key)
+        shipping = cart.shipping_quote(summary.total, get_policy(settings.policy_file).fact("shipping"))
+        return HTMLResponse(pages.checkout_page(summary, shipping))
 
     return app
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from html import escape
 
 from bot.search.service import ProductView
-from bot.shop.cart import CartSummary
+from bot.shop.cart import CartSummary, ShippingQuote
 
 _STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#1d2433;background:#f7f8fb}
 header{background:#1d2433;color:#fff;padding:14px 24px}header a{color:#fff;text-decoration:none;font-weight:600}
 main{max-width:860px;margin:32px auto;padding:0 20px}.card{background:#fff;border-radius:12px;padding:24px;
 box-shadow:0 2px 10px rgba(0,0,0,.06)}img{max-width:100%;border-radius:12px}table{width:100%;border-collapse:collapse}
-td,th{padding:8px;border-bottom:1px solid #eee;text-align:left}.price{font-size:1.4em;font-weight:700}"""
+td,th{padding:8px;border-bottom:1px solid #eee;text-align:left}.price{font-size:1.4em;font-weight:700}
+.btn{background:#3b5bdb;color:#fff;border:0;border-radius:999px;padding:12px 22px;font:inherit;font-weight:600;
+cursor:pointer}.btn:disabled{opacity:.6;cursor:default}#demo-notice{background:#fff4e6;border:1px solid #ffd8a8;
+padding:10px 14px;border-radius:8px}"""
 
 
 def _page(title: str, body: str) -> str:
@@ -31,13 +34,41 @@ def product_page(p: ProductView) -> str:
     return _page(p.title, body)
 
 
-def checkout_page(summary: CartSummary) -> str:
+def _money(amount: float, currency: str) -> str:
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "INR": "₹"}.get(currency)
+    return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {escape(currency)}"
+
+
+_DEMO_SCRIPT = """<script>document.getElementById('place-order').addEventListener('click',function(){
+var n=document.getElementById('demo-notice');n.hidden=false;n.focus();this.disabled=true;});</script>"""
+
+
+def checkout_page(summary: CartSummary, shipping: ShippingQuote) -> str:
+    """Lines, totals and standard shipping per the policy, with a "Place order" that is clearly a demo."""
     if not summary.lines:
         return _page("Checkout", "<div class=\"card\"><h1>Checkout</h1><p>Your cart is empty.</p></div>")
+    cur = summary.currency
     rows = "".join(
-        f"<tr><td>{escape(line.title)}</td><td>{escape(line.size or '-')}</td><td>{line.quantity}</td>"
-        f"<td>${line.total:,.2f}</td></tr>" for line in summary.lines)
-    body = (f"<div class=\"card\"><h1>Checkout</h1><table><tr><th>Item</th><th>Size</th><th>Qty</th><th>Total</th>"
-            f"</tr>{rows}</table><p class=\"price\">Total: ${summary.total:,.2f}</p>"
-            f"<p>This is the demo shop: payment is where your shop's own checkout takes over.</p></div>")
+        f"<tr><td>{escape(line.title)}</td><td>{escape(line.size or '-')}</td><td>{escape(line.color or '-')}</td>"
+        f"<td>{line.quantity}</td><td>{_money(line.unit_price, cur)}</td><td>{_money(line.total, cur)}</td></tr>"
+        for line in summary.lines)
+    fee = "Free" if shipping.fee == 0 else _money(shipping.fee, cur)
+    hint = ("" if shipping.fee == 0 else
+            f"<p>Add {_money(shipping.missing(summary.total), cur)} more for free {escape(shipping.method.lower())} "
+            f"shipping (free over {_money(shipping.free_over, cur)}).</p>")
+    body = (f"<div class=\"card\"><h1>Checkout</h1><table><tr><th>Item</th><th>Size</th><th>Color</th><th>Qty</th>"
+            f"<th>Price</th><th>Total</th></tr>{rows}</table>"
+            f"<p>Subtotal: <span data-testid=\"subtotal\">{_money(summary.total, cur)}</span></p>"
+            f"<p>{escape(shipping.method)} shipping: <span data-testid=\"shipping\">{fee}</span></p>{hint}"
+            f"<p class=\"price\">Total: <span data-testid=\"total\">{_money(summary.total + shipping.fee, cur)}"
+            f"</span></p><p><strong>Demo shop:</strong> payment is where your shop's own checkout takes over.</p>"
+            f"<button type=\"button\" id=\"place-order\" class=\"btn\">Place order (demo)</button>"
+            f"<p id=\"demo-notice\" role=\"status\" tabindex=\"-1\" hidden>This is a demo shop: no order was placed "
+            f"and nothing was charged.</p></div>{_DEMO_SCRIPT}")
     return _page("Checkout", body)
+
+
+def checkout_not_found() -> str:
+    """For a checkout link that is not valid; it says nothing about whether a cart exists."""
+    return _page("Checkout", "<div class=\"card\"><h1>Checkout</h1><p>This checkout link isn't valid. Open your "
+                             "cart in the chat and use its checkout link.</p></div>")

@@ -6,7 +6,9 @@
  *
  * Optional data attributes on the <script> tag:
  *   data-title  header title (default "Shop assistant")
- *   data-token  signed customer token, passed to the gateway as ?token=...
+ *   data-token  signed customer token (JWT from the shop); sent in the socket's
+ *               "hello" frame, never in the URL. Also: ShopAssistant.setToken(t)
+ *               (null signs out).
  *   data-open   "true" to start with the panel open
  *
  * Plain ES2019, no dependencies. All message content is rendered with
@@ -46,12 +48,13 @@
 
   var ORIGIN = scriptOrigin();
   var TITLE = (attr("data-title") || "").trim() || "Shop assistant";
-  var TOKEN = (attr("data-token") || "").trim();
+  var token = (attr("data-token") || "").trim();
   var START_OPEN = (attr("data-open") || "").trim().toLowerCase() === "true";
 
   var KEY_CONV = "sa.conversation_id";
   var KEY_TRANSCRIPT_PREFIX = "sa.transcript.";
   var KEY_OPEN = "sa.open";
+  var KEY_IDENTITY = "sa.identity"; // customer id ("sub") of the last signed-in shopper, "" for a guest
   var MAX_TRANSCRIPT = 200;
   var MAX_QUEUE = 50;
   var MAX_INPUT = 1000;
@@ -202,6 +205,47 @@
     };
   }
 
+  function sanitizeLineButtons(list) {
+    return sanitizeButtons(list).map(function (b, i) {
+      var text = str(list[i] && list[i].text, 300).trim();
+      return { title: b.title, payload: b.payload, text: text || b.title };
+    });
+  }
+
+  function sanitizeCart(c) {
+    if (!c || typeof c !== "object" || !Array.isArray(c.lines)) return null;
+    var lines = [];
+    for (var i = 0; i < c.lines.length && lines.length < 50; i++) {
+      var l = c.lines[i];
+      if (!l || typeof l !== "object") continue;
+      var title = str(l.title, 300).trim();
+      var qty = num(l.quantity);
+      if (!title || qty === null) continue;
+      lines.push({
+        product_id: str(l.product_id, 64),
+        title: title,
+        variant: str(l.variant, 200),
+        quantity: Math.max(0, Math.floor(qty)),
+        total: num(l.total),
+        total_label: str(l.total_label, 40),
+        image: safeUrl(l.image),
+        url: safeUrl(l.url),
+        buttons: Array.isArray(l.buttons) ? sanitizeLineButtons(l.buttons) : []
+      });
+    }
+    var count = num(c.item_count);
+    return {
+      type: "cart",
+      item_count: count === null ? 0 : Math.max(0, Math.floor(count)),
+      currency: str(c.currency, 8).trim().toUpperCase(),
+      total: num(c.total),
+      total_label: str(c.total_label, 40),
+      shipping_note: str(c.shipping_note, 500),
+      checkout_url: safeUrl(c.checkout_url),
+      lines: lines
+    };
+  }
+
   // Turn one Rasa REST-channel output object into a transcript entry (or null).
   function entryFromBotMessage(m) {
     if (!m || typeof m !== "object") return null;
@@ -217,8 +261,12 @@
       var products = c.products.slice(0, MAX_PRODUCTS).map(sanitizeProduct).filter(Boolean);
       if (products.length) e.products = products;
     }
+    if (c && typeof c === "object" && c.type === "cart") {
+      var cartData = sanitizeCart(c);
+      if (cartData) e.cart = cartData;
+    }
     // Unknown custom types (and empty messages) are ignored.
-    if (!e.text && !e.buttons && !e.image && !e.products) return null;
+    if (!e.text && !e.buttons && !e.image && !e.products && !e.cart) return null;
     return e;
   }
 
@@ -233,7 +281,8 @@
         text: e.text,
         buttons: e.buttons,
         image: e.image,
-        custom: Array.isArray(e.products) ? { type: "product_cards", products: e.products } : null
+        custom: Array.isArray(e.products) ? { type: "product_cards", products: e.products } :
+          (e.cart && typeof e.cart === "object" ? Object.assign({}, e.cart, { type: "cart" }) : null)
       });
       if (!out) return null;
       out.id = str(e.id, 64) || out.id;
@@ -357,6 +406,28 @@
     ".sa-root .sa-card-reason{font-size:12px;color:#5c6370;line-height:1.35;margin-top:2px}",
     ".sa-root .sa-card-actions{display:flex;flex-wrap:wrap;gap:6px;margin-top:auto;padding-top:8px}",
     ".sa-root .sa-card-btn{font-size:13px;padding:5px 10px}",
+    ".sa-root .sa-cart{width:92%;background:#fff;border:1px solid #e3e6ee;border-radius:14px;padding:12px 14px;",
+    "box-shadow:0 2px 6px rgba(20,30,60,.06);display:flex;flex-direction:column;gap:8px}",
+    ".sa-root .sa-cart-head{display:flex;justify-content:space-between;align-items:baseline;font-weight:650}",
+    ".sa-root .sa-cart-count{font-size:13px;font-weight:500;color:#6b7280}",
+    ".sa-root .sa-cart-lines{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:8px}",
+    ".sa-root .sa-cart-line{display:flex;gap:10px;align-items:flex-start;padding-bottom:8px;border-bottom:1px solid #eef0f4}",
+    ".sa-root .sa-cart-img{width:44px;height:44px;border-radius:8px;object-fit:cover;flex:none;background:#eef1f6}",
+    ".sa-root .sa-cart-info{flex:1;min-width:0;display:flex;flex-direction:column;gap:2px}",
+    ".sa-root .sa-cart-title{font-size:14px;font-weight:600;color:#1f2430;text-decoration:none;overflow-wrap:anywhere}",
+    ".sa-root a.sa-cart-title:hover{text-decoration:underline}",
+    ".sa-root .sa-cart-variant,.sa-root .sa-cart-qty{font-size:12px;color:#5c6370}",
+    ".sa-root .sa-cart-line-total{font-weight:650;font-size:14px;white-space:nowrap}",
+    ".sa-root .sa-cart-actions{display:flex;gap:4px;margin-top:4px}",
+    ".sa-root .sa-cart-btn{border:1px solid #ced4da;background:#fff;color:#1f2430;border-radius:8px;",
+    "min-width:28px;height:26px;padding:0 8px;font-size:13px;line-height:1}",
+    ".sa-root .sa-cart-btn:hover:not(:disabled){border-color:var(--sa-a);color:var(--sa-a)}",
+    ".sa-root .sa-cart-btn:disabled{color:#adb5bd;background:#f8f9fa}",
+    ".sa-root .sa-cart-total{display:flex;justify-content:space-between;font-weight:700;font-size:15px}",
+    ".sa-root .sa-cart-note{font-size:12px;color:#5c6370}",
+    ".sa-root .sa-cart-checkout{display:block;text-align:center;background:var(--sa-a);color:#fff;",
+    "border-radius:999px;padding:8px 12px;font-weight:600;text-decoration:none}",
+    ".sa-root .sa-cart-checkout:hover{filter:brightness(1.08)}",
     ".sa-root .sa-typing{display:flex;align-items:center;gap:4px;align-self:flex-start;margin:0 14px 6px;",
     "padding:10px 14px;background:#fff;border:1px solid #e3e6ee;border-radius:16px;border-bottom-left-radius:4px;width:max-content}",
     ".sa-root .sa-typing-wrap{background:#f6f7fb;flex:none;display:flex}",
@@ -612,8 +683,97 @@
       row.appendChild(img);
     }
     if (e.products) row.appendChild(renderCarousel(e.products));
+    if (e.cart) row.appendChild(renderCart(e.cart, e.id === latestCartId()));
     if (e.buttons) row.appendChild(renderQuickReplies(e));
     return row;
+  }
+
+  function latestCartId() {
+    for (var i = transcript.length - 1; i >= 0; i--) {
+      if (transcript[i].cart) return transcript[i].id;
+    }
+    return null;
+  }
+
+  function itemsText(n) { return n === 1 ? "1 item" : n + " items"; }
+
+  // The cart card. Only the newest one has working buttons: an older card's quantities are stale.
+  function renderCart(c, live) {
+    var box = el("div", "sa-cart");
+    setAttrs(box, { "data-testid": "sa-cart", role: "group", "aria-label": "Your cart" });
+    var head = el("div", "sa-cart-head");
+    head.appendChild(el("span", null, "Your cart"));
+    head.appendChild(el("span", "sa-cart-count", itemsText(c.item_count)));
+    box.appendChild(head);
+    if (!c.lines.length) {
+      box.appendChild(el("div", "sa-cart-note", "Your cart is empty."));
+      return box;
+    }
+    var list = el("ul", "sa-cart-lines");
+    c.lines.forEach(function (l) {
+      var li = el("li", "sa-cart-line");
+      if (l.product_id) li.setAttribute("data-product-id", l.product_id);
+      if (l.image) {
+        var img = el("img", "sa-cart-img");
+        setAttrs(img, { src: l.image, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
+        img.addEventListener("error", function () { img.hidden = true; });
+        li.appendChild(img);
+      }
+      var info = el("div", "sa-cart-info");
+      var title;
+      if (l.url) {
+        title = el("a", "sa-cart-title", l.title);
+        setAttrs(title, { href: l.url, target: "_blank", rel: "noopener noreferrer" });
+      } else {
+        title = el("span", "sa-cart-title", l.title);
+      }
+      info.appendChild(title);
+      if (l.variant) info.appendChild(el("span", "sa-cart-variant", l.variant));
+      info.appendChild(el("span", "sa-cart-qty", "Qty " + l.quantity));
+      if (l.buttons.length) {
+        var actions = el("div", "sa-cart-actions");
+        l.buttons.forEach(function (b) {
+          var btn = el("button", "sa-cart-btn", b.title);
+          btn.type = "button";
+          btn.setAttribute("aria-label", b.text);
+          btn.disabled = !live;
+          btn.addEventListener("click", function () {
+            disableCartButtons();
+            sendMessage(b.text, b.payload);
+          });
+          actions.appendChild(btn);
+        });
+        info.appendChild(actions);
+      }
+      li.appendChild(info);
+      li.appendChild(el("span", "sa-cart-line-total", formatPrice(l.total, c.currency) || l.total_label));
+      list.appendChild(li);
+    });
+    box.appendChild(list);
+    var total = el("div", "sa-cart-total");
+    total.appendChild(el("span", null, "Total"));
+    total.appendChild(el("span", "sa-cart-total-value", formatPrice(c.total, c.currency) || c.total_label));
+    box.appendChild(total);
+    if (c.shipping_note) box.appendChild(el("div", "sa-cart-note", c.shipping_note));
+    if (c.checkout_url) {
+      var a = el("a", "sa-cart-checkout", "Checkout");
+      setAttrs(a, { href: c.checkout_url, target: "_blank", rel: "noopener noreferrer", "data-testid": "sa-cart-checkout" });
+      box.appendChild(a);
+    }
+    return box;
+  }
+
+  function disableCartButtons() {
+    if (!ui) return;
+    var buttons = ui.log.querySelectorAll(".sa-cart-btn");
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
+  }
+
+  // Tell the page how many items the cart holds (the demo shop shows it in its header).
+  function announceCart(c) {
+    try {
+      window.dispatchEvent(new CustomEvent("shopassistant:cart", { detail: { itemCount: c.item_count } }));
+    } catch (e) { /* old browsers: no event */ }
   }
 
   function renderQuickReplies(e) {
@@ -721,6 +881,10 @@
   }
 
   function addEntry(e) {
+    if (e.cart) {
+      disableCartButtons();
+      announceCart(e.cart);
+    }
     transcript.push(e);
     if (transcript.length > MAX_TRANSCRIPT) {
       transcript = transcript.slice(-MAX_TRANSCRIPT);
@@ -837,9 +1001,42 @@
   function socketUrl() {
     var u = new URL(ORIGIN);
     var proto = u.protocol === "https:" ? "wss:" : "ws:";
-    var url = proto + "//" + u.host + "/ws/chat?conversation_id=" + encodeURIComponent(conversationId);
-    if (TOKEN) url += "&token=" + encodeURIComponent(TOKEN);
-    return url;
+    return proto + "//" + u.host + "/ws/chat?conversation_id=" + encodeURIComponent(conversationId);
+  }
+
+  // Who the connection speaks for: sent first on every connection and whenever the token changes.
+  function sendHello() {
+    if (!ws || !connected || ws.readyState !== 1) return;
+    try { ws.send(JSON.stringify({ type: "hello", token: token || null })); } catch (e) { /* onclose follows */ }
+  }
+
+  // The "sub" claim of a JWT, read without verifying (the gateway verifies): only used to notice
+  // that another shopper signed in on this browser, whose conversation must not be shown.
+  function tokenSubject(t) {
+    if (!t) return "";
+    try {
+      var part = t.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var claims = JSON.parse(window.atob(part + "===".slice((part.length + 3) % 4)));
+      return str(claims && claims.sub, 64);
+    } catch (e) {
+      return "";
+    }
+  }
+
+  // A guest who signs in keeps the conversation (and the cart moves to their account); signing out,
+  // or another customer signing in, starts a new conversation.
+  function applyToken(newToken) {
+    var next = str(newToken, 4096).trim();
+    var before = storageGet("localStorage", KEY_IDENTITY) || "";
+    var subject = tokenSubject(next);
+    token = next;
+    if (before && before !== subject) {
+      storageSet("localStorage", KEY_IDENTITY, subject);
+      resetConversation(); // reconnects, and the new connection says hello
+      return;
+    }
+    if (subject) storageSet("localStorage", KEY_IDENTITY, subject);
+    sendHello();
   }
 
   function ensureConnected() {
@@ -877,6 +1074,7 @@
       connected = true;
       attempt = 0;
       setStatus("");
+      sendHello(); // before any queued message, so it goes out with the right identity
       if (outbox.length) {
         flushOutbox();
         setTyping(true); // queued messages are now on their way
@@ -934,6 +1132,18 @@
         if (added && !isOpen) ui.badge.hidden = false;
         break;
       }
+      case "identity": {
+        if (msg.signed_in !== true && token && msg.reason) {
+          token = ""; // refused (expired, tampered): carry on as a guest
+          addEntry({ id: newEntryId(), role: "system",
+            text: str(msg.text, 500).trim() || "Your sign-in could not be confirmed, so you're chatting as a guest." });
+        }
+        try {
+          window.dispatchEvent(new CustomEvent("shopassistant:identity", {
+            detail: { signedIn: msg.signed_in === true, reason: str(msg.reason, 64) || null } }));
+        } catch (e) { /* old browsers: no event */ }
+        break;
+      }
       case "error": {
         setTyping(false);
         var text = str(msg.text, 2000).trim() || "Something went wrong. Please try again.";
@@ -978,8 +1188,12 @@
   function init() {
     if (ui) return;
     build();
+    if (token) applyToken(token); // the page says who is signed in: another shopper's conversation is not shown
     transcript = loadTranscript();
     renderAll();
+    for (var i = transcript.length - 1; i >= 0; i--) {
+      if (transcript[i].cart) { announceCart(transcript[i].cart); break; }
+    }
     var saved = storageGet("sessionStorage", KEY_OPEN);
     var startOpen = saved === null ? START_OPEN : saved === "1";
     // On page load we restore the open state without stealing focus.
@@ -1003,6 +1217,8 @@
       return true;
     },
     reset: function () { whenReady(resetConversation); },
+    setToken: function (t) { whenReady(function () { applyToken(t); }); },
+    get signedIn() { return !!token; },
     get conversationId() { return conversationId; }
   };
 
