@@ -267,7 +267,10 @@ class ActionForgetProfileData(Action):
 
 
 def _guest_greeting(dispatcher: CollectingDispatcher) -> None:
-    dispatcher.utter_message(response="utter_greet")
+    """The shop's greeting from the policy file (topic ``greet``)."""
+    answer = services.policy().answer("greet")
+    dispatcher.utter_message(text=answer.text, buttons=[{"title": b.title, "payload": b.payload}
+                                                        for b in answer.buttons])
 
 
 class ActionGreet(Action):

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from actions.cart import ActionAddToCart, ActionCheckout, ActionRemoveFromCart, ActionUpdateCartQuantity, ActionViewCart
@@ -203,7 +203,8 @@ def _sender() -> str:
 def two_tone(catalog: int) -> Iterator[int]:
     """A product with color variants (as the Shopify importer keeps them) in the test catalog."""
     with session_scope() as session:
-        base = session.scalars(select(Product).where(Product.sizes == [], Product.price.is_not(None))
+        base = session.scalars(select(Product)
+                               .where(func.json_array_length(Product.sizes) == 0, Product.price.is_not(None))
                                .order_by(Product.id).limit(1)).one()
         scarf = Product(sku=f"TWO-TONE-{uuid.uuid4().hex[:6]}", title="Two-Tone Test Scarf", brand=base.brand,
                         category=base.category, price=18.0, stock=6, color="Navy",
@@ -242,7 +243,7 @@ def test_add_asks_for_the_color_then_shows_the_cart_card(two_tone: int) -> None:
 
 
 def _product(session: Session, **where: Any) -> Product:
-    stmt = select(Product).where(Product.price.is_not(None), Product.sizes == [])
+    stmt = select(Product).where(Product.price.is_not(None), func.json_array_length(Product.sizes) == 0)
     if "low_stock" in where:
         stmt = stmt.where(Product.stock > 1, Product.stock <= 5)
     else:
@@ -288,7 +289,8 @@ def test_quantity_changes_by_words_and_buttons_and_zero_removes(db_session) -> N
 
 def test_quantity_change_asks_which_line_when_it_is_unclear(db_session) -> None:  # type: ignore[no-untyped-def]
     first = _product(db_session)
-    second = db_session.scalars(select(Product).where(Product.price.is_not(None), Product.sizes == [],
+    second = db_session.scalars(select(Product).where(Product.price.is_not(None),
+                                                      func.json_array_length(Product.sizes) == 0,
                                                       Product.stock > 10, Product.id != first.id)
                                 .order_by(Product.id).limit(1)).one()
     sender = _sender()

@@ -86,12 +86,13 @@ def test_product_images_and_pages(client: TestClient) -> None:
 
 
 def test_checkout_page_escapes_and_summarises(client: TestClient, db_session) -> None:
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from bot.catalog.models import Product
     from bot.shop import cart
 
-    product = db_session.scalars(select(Product).where(Product.sizes == [], Product.stock > 2).limit(1)).one()
+    product = db_session.scalars(select(Product).where(func.json_array_length(Product.sizes) == 0, Product.stock > 2)
+                                 .limit(1)).one()
     from bot.config import get_settings
 
     cart.add_item(db_session, "checkout-page-1", product.id, 2)

@@ -228,11 +228,11 @@ def test_widget_socket_identifies_with_a_hello_and_falls_back_to_guest(client: T
 
 
 def test_a_guest_cart_moves_into_the_customer_cart_on_sign_in(client: TestClient, db_session) -> None:
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from bot.catalog.models import Product
 
-    product = db_session.scalars(select(Product).where(Product.sizes == [], Product.stock > 3,
+    product = db_session.scalars(select(Product).where(func.json_array_length(Product.sizes) == 0, Product.stock > 3,
                                                        Product.price.is_not(None)).limit(1)).one()
     conversation, customer = _cid(), 900_000 + int(uuid.uuid4().int % 10_000)
     cart.add_item(db_session, conversation, product.id, 2)

@@ -65,3 +65,16 @@ def test_no_slot_a_shopper_can_fill_decides_access_or_confirms() -> None:
         assert spec["required_slots"][:2] == ["order_number", "order_contact"], form
         starts = [r for r in rules if r["steps"][-2:] == [{"action": form}, {"active_loop": form}]]
         assert starts, form
+
+
+def test_every_response_an_action_names_is_in_the_domain() -> None:
+    """An action that names a missing response sends nothing at all: Rasa drops it without an error."""
+    import re
+
+    import yaml
+
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    named = {m for path in (ROOT / "actions").glob("*.py")
+             for m in re.findall(r"\"(utter_\w+)\"", path.read_text())}
+    assert named, "no action names a response: the pattern is stale"
+    assert named <= set(domain["responses"]), named - set(domain["responses"])

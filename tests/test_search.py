@@ -185,3 +185,12 @@ def test_out_of_stock_products_rank_after_comparable_ones_in_stock(catalog: int)
     adjusted = [h.score - (OUT_OF_STOCK_PENALTY if h.product.stock <= 0 else 0) for h in hits]
     assert adjusted == sorted(adjusted, reverse=True)
     assert any(h.product.stock <= 0 for h in search.search(search.parse("jacket"), limit=40)), "no case tested"
+
+
+def test_names_ignore_filler_words() -> None:
+    from bot.search import references
+
+    titles = ["The North Face Parka", "Sony WH-1000XM5 Headphones"]
+    assert references.by_name("the zqxv thingamajig", titles) == []
+    assert references.by_name("the sony one", titles) == [1]
+    assert references.by_name("the north face one", titles) == [0]
