@@ -24,7 +24,7 @@ SHOP_TESTS := tests/test_orders.py tests/test_order_actions.py tests/test_order_
 	tests/test_crm.py tests/test_recommend.py tests/test_identity.py
 
 test: setup model  ## lint, unit, integration, rasa test stories and browser tests; shop tests again on PostgreSQL
-	@$(PY) -m ruff check bot actions tests
+	@$(PY) -m ruff check bot actions tests rasa_addons
 	@$(PY) -m pytest $(PYTEST_ARGS)
 	@echo "== the shop's tests again, on PostgreSQL =="
 	@SHOP_TEST_DATABASE=postgres $(PY) -m pytest $(PYTEST_ARGS) $(SHOP_TESTS)
@@ -33,7 +33,7 @@ test-postgres: setup model  ## only the shop's tests, on a throwaway PostgreSQL 
 	@SHOP_TEST_DATABASE=postgres $(PY) -m pytest $(PYTEST_ARGS) $(SHOP_TESTS)
 
 lint: setup
-	@$(PY) -m ruff check bot actions tests
+	@$(PY) -m ruff check bot actions tests rasa_addons
 
 bench-nlu: setup  ## NLU cross-validation: intent accuracy and macro-F1 (prints JSON)
 	@$(PY) -m bot bench nlu --folds 3

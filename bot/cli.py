@@ -22,6 +22,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(shop_app, name="shop")
 crm_app = typer.Typer(help="Customer profiles: RFM segment, lifetime value, preferences", no_args_is_help=True)
 app.add_typer(crm_app, name="crm")
+users_app = typer.Typer(help="Agent inbox accounts (agents and leads)", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 @app.command("migrate")
@@ -248,6 +250,31 @@ def bench_ann(ctx: typer.Context) -> None:
     main(list(ctx.args))
 
 
+@bench_app.command("escalation")
+def bench_escalation(
+    dataset: Annotated[Path, typer.Option(help='labelled dialogues, JSON lines: {"id", "segment"?, "turns": '
+                                               '[{"role": "user"|"bot", "text", "label": "escalate"|"ok"}]}')],
+    nlu: Annotated[str, typer.Option(help="rasa: intents from the trained Rasa model; none: sentiment triggers "
+                                          "only")] = "rasa",
+    model: Annotated[Path | None, typer.Option(help="Rasa model (default: models/rasa/shop.tar.gz)")] = None,
+    moods: Annotated[bool, typer.Option(help="compare mood functions instead (one JSON line each)")] = False,
+) -> None:
+    """Escalation policy over labelled dialogues: precision, recall, turns late, false-escalation rate (JSON)."""
+    from bot.sentiment_bench import DatasetError, benchmark, compare_moods
+
+    if nlu not in ("rasa", "none"):
+        typer.echo(f"error: --nlu must be rasa or none, got {nlu!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        rows = compare_moods(dataset, nlu, model) if moods else [benchmark(dataset, nlu, model=model)]
+    except (DatasetError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for row in rows:
+        json.dump(row, sys.stdout)
+        sys.stdout.write("\n")
+
+
 @bench_app.command("nlu")
 def bench_nlu(folds: int = 3, out: Path = Path("results/nlu-cv")) -> None:
     """Cross-validate the NLU model and print intent accuracy and macro-F1 as JSON."""
@@ -344,3 +371,47 @@ def _index_for(session, url: str, index_dir: Path | None = None):  # type: ignor
         return index.ProductIndex.build(texts, get_embedder(), progress=True)
     existing.sync(texts, get_embedder())
     return existing
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="agent | lead (a lead can also transfer and resolve others' tickets)")],
+    name: Annotated[str | None, typer.Option(help="display name the shopper sees (default: the username)")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of stdin instead of prompting")] = False,
+) -> None:
+    """Create an inbox account; the password is hashed with argon2id (at least 10 characters)."""
+    from bot.auth import users
+    from bot.db import migrate, session_scope
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    migrate()
+    try:
+        with session_scope() as session:
+            user = users.create_user(session, username, password, role, name)
+    except ValueError as exc:  # UserExists too
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"user {user.username} ({user.role}, shown as {user.name!r}) created")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Print every inbox account: username, role, display name, active, created."""
+    from bot.auth import users
+    from bot.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        accounts = users.list_users(session)
+    if not accounts:
+        typer.echo("no users yet: python -m bot users add USERNAME --role agent")
+        return
+    typer.echo(f"{'username':<24} {'role':<6} {'name':<28} {'active':<6} created")
+    for u in accounts:
+        typer.echo(f"{u.username:<24} {u.role:<6} {u.name:<28} {'yes' if u.active else 'no':<6} "
+                   f"{u.created_at:%Y-%m-%d %H:%M}")

@@ -7,14 +7,25 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import PROJECT_ROOT
 
 VAR_DIR = PROJECT_ROOT / "var"
 DEV_JWT_SECRET = "dev-only-shop-assistant-secret-change-me-in-production"  # identity.jwt_secret warns when used
+
+
+class HelpdeskWebhook(BaseModel):
+    """One external helpdesk that receives every new ticket (``SHOP_HELPDESK_WEBHOOKS``, a JSON list)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,60}$", description="Unique name; kept on each outbox row.")
+    kind: Literal["generic", "slack", "zendesk"] = Field(description="Body format: generic JSON, Slack, Zendesk.")
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2000, description="Where the ticket is POSTed.")
+    token: str | None = Field(default=None, description="Sent as `Authorization: Bearer` (generic, zendesk).")
+    redact: bool = Field(default=False, description="Leave out the shopper's name, email, phone and addresses.")
 
 
 class Settings(BaseSettings):
@@ -54,6 +65,30 @@ class Settings(BaseSettings):
         description="Demo shop extras: 'sign in as a demo customer' (issues tokens for demo customers).",
     )
     demo_token_ttl_s: int = Field(default=3600, description="Lifetime of a demo customer's token.")
+    # Handoff to people (bot.handoff)
+    handoff_always_open: bool = Field(
+        default=False, description="Ignore the support hours of the policy file: agents work around the clock.")
+    handoff_presence_timeout_s: int = Field(
+        default=60, ge=5, description="An agent counts as online this long after their inbox was last seen.")
+    handoff_default_wait_minutes: float = Field(
+        default=5.0, gt=0, description="Expected wait per queue position before any ticket was claimed.")
+    handoff_wait_minutes_per_point: float = Field(
+        default=2.0, gt=0, description="Queue order: one priority point per this many minutes waited.")
+    helpdesk_webhooks: list[HelpdeskWebhook] = Field(
+        default_factory=list,
+        description='External helpdesks, JSON: [{"name": "slack", "kind": "slack", "url": "https://..."}].')
+    helpdesk_max_attempts: int = Field(default=8, ge=1, description="Delivery attempts before a row is `dead`.")
+    helpdesk_retry_base_s: float = Field(default=5.0, gt=0, description="First retry delay; doubles each time.")
+    helpdesk_retry_max_s: float = Field(default=900.0, gt=0, description="Longest delay between two attempts.")
+    helpdesk_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one delivery request.")
+
+    @field_validator("helpdesk_webhooks")
+    @classmethod
+    def _unique_webhook_names(cls, value: list[HelpdeskWebhook]) -> list[HelpdeskWebhook]:
+        names = [w.name for w in value]
+        if len(names) != len(set(names)):
+            raise ValueError(f"helpdesk webhook names must be unique, got {names}")
+        return value
 
     @property
     def search_index_dir(self) -> Path:

@@ -1,6 +1,8 @@
 """Imports every module that defines tables, so Alembic and create_all see them all."""
 
+from bot.auth.models import User, UserSession
 from bot.catalog.models import Product
+from bot.handoff.models import AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
 from bot.shop.cart import CartItem
 from bot.shop.models import (
     CrmProfile,
@@ -16,9 +18,11 @@ from bot.shop.models import (
 )
 
 __all__ = [
+    "AgentPresence",
     "CartItem",
     "CrmProfile",
     "Customer",
+    "HelpdeskOutbox",
     "Order",
     "OrderAccessGrant",
     "OrderItem",
@@ -27,5 +31,9 @@ __all__ = [
     "Refund",
     "Return",
     "Shipment",
+    "Ticket",
+    "TicketMessage",
+    "User",
+    "UserSession",
     "VerificationThrottle",
 ]

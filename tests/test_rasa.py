@@ -61,7 +61,13 @@ def test_no_slot_a_shopper_can_fill_decides_access_or_confirms() -> None:
         assert [m["type"] for m in slots[name]["mappings"]] == ["custom"], name
     # every form pins the order first, and each intent that starts one has exactly one rule for it
     rules = yaml.safe_load((ROOT / "data" / "rules" / "orders.yml").read_text())["rules"]
+    handoff = yaml.safe_load((ROOT / "data" / "rules" / "handoff.yml").read_text())["rules"]
+    assert domain["forms"]["followup_form"]["required_slots"] == ["followup_email"]  # an address, no access
+    assert [m["type"] for m in slots["followup_email"]["mappings"]] == ["custom"]
+    assert [r for r in handoff if r["steps"][-2:] == [{"action": "followup_form"}, {"active_loop": "followup_form"}]]
     for form, spec in domain["forms"].items():
+        if form == "followup_form":
+            continue
         assert spec["required_slots"][:2] == ["order_number", "order_contact"], form
         starts = [r for r in rules if r["steps"][-2:] == [{"action": form}, {"active_loop": form}]]
         assert starts, form

@@ -1,8 +1,15 @@
-"""FastAPI gateway: demo shop page, widget, chat over websocket and JSON, health."""
+"""FastAPI gateway: demo shop page, widget, chat over websocket and JSON, health, agent inbox.
+
+Live handoff: a shopper's message is always forwarded to Rasa (while the bot is paused Rasa only
+records it); when the conversation has an open ticket the message is also stored on the ticket and
+pushed to the agents. Rasa's ``handoff`` payloads put new tickets in the agents' live queue, and what
+agents say reaches the widget through the hub (``conversation:{id}`` topic).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,12 +26,18 @@ from sqlalchemy.orm import Session
 from bot.catalog.models import Product
 from bot.config import Settings, get_settings
 from bot.db import get_engine, migrate, ping, session_scope
+from bot.handoff import tickets
+from bot.handoff.delivery import OutboxWorker
+from bot.handoff.models import CLAIMED
 from bot.policy import get_policy
 from bot.search.service import ProductView
-from bot.shop import cart
+from bot.shop import cart, crm
 from bot.shop.demo_orders import demo_customers
 from bot.shop.identity import InvalidToken, issue_token, jwt_secret, verify_token
 from bot.web import pages
+from bot.web.agent import Inbox, LoginThrottle
+from bot.web.agent import router as agent_router
+from bot.web.hub import Hub, conversation_topic
 from bot.web.media import product_svg
 from bot.web.rasa_client import APOLOGY, RasaClient, RasaUnavailable
 
@@ -34,9 +47,13 @@ CONVERSATION_ID = r"^[A-Za-z0-9_.:-]{8,128}$"
 MAX_TEXT = 2000
 MAX_TOKEN = 4096
 # Metadata keys that say who the shopper is: only the gateway sets them, after verifying a token.
+# ``segment`` too: it comes from the CRM profile of the verified customer (a forged "vip" would jump the queue).
 IDENTITY_KEYS = frozenset({"customer_id", "customer", "customer_email", "customer_name", "client_key", "user_id",
-                           "user", "email", "identity", "authenticated", "signed_in", "verified", "token"})
+                           "user", "email", "identity", "authenticated", "signed_in", "verified", "token",
+                           "segment"})
 SIGN_IN_FAILED = "Your sign-in could not be confirmed ({reason}), so you're chatting as a guest."
+SEGMENT_TTL_S = 60.0
+RATING_THANKS = "Thank you for rating this chat!"
 
 
 def clean_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -69,14 +86,44 @@ class ChatResponse(BaseModel):
 
 
 class WidgetMessage(BaseModel):
-    type: str  # "hello" (sets the identity: token, or none for a guest) | "message"
+    type: str  # "hello" (sets the identity: token, or none for a guest) | "message" | "rating"
     text: str = Field(default="", max_length=MAX_TEXT)
     payload: str | None = Field(default=None, max_length=MAX_TEXT)
     token: str | None = Field(default=None, max_length=MAX_TOKEN)
+    ticket_id: int | None = Field(default=None, ge=1)  # "rating": the ticket the agent resolved
+    rating: int | None = Field(default=None, ge=1, le=5)  # "rating": 1 (poor) to 5 (great)
 
 
 class DemoSignIn(BaseModel):
     customer_id: int = Field(ge=1)
+
+
+class RatingRequest(BaseModel):
+    conversation_id: str = Field(pattern=CONVERSATION_ID, description="The conversation the ticket belongs to.")
+    rating: int = Field(ge=1, le=5, description="1 (poor) to 5 (great).")
+
+
+class SegmentCache:
+    """The CRM segment of signed-in customers, kept a minute (it changes with orders, not per message)."""
+
+    def __init__(self, ttl_s: float = SEGMENT_TTL_S, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[int, tuple[float, str | None]] = {}
+
+    def get(self, customer_id: int) -> tuple[bool, str | None]:
+        found = self._entries.get(customer_id)
+        if found is None or found[0] < time.monotonic():
+            return False, None
+        return True, found[1]
+
+    def put(self, customer_id: int, segment: str | None) -> None:
+        if len(self._entries) >= self.max_entries:
+            now = time.monotonic()
+            self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[customer_id] = (time.monotonic() + self.ttl_s, segment)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -89,17 +136,81 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.demo_mode:
             log.warning("demo mode (SHOP_DEMO_MODE): anyone can sign in as a demo customer; turn it off in production")
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s, settings.actions_url)
+        app.state.inbox = Inbox(settings, app.state.hub, app.state.rasa)
+        # Tickets go to the configured helpdesks from the outbox (written with each ticket by the action server).
+        outbox = OutboxWorker(settings.database_url, settings.helpdesk_webhooks)
+        app.state.inbox.on_ticket_opened = outbox.wake
+        stop = asyncio.Event()
+        delivering = asyncio.create_task(outbox.run_forever(stop), name="helpdesk-outbox")
         yield
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(delivering, timeout=settings.helpdesk_timeout_s + 5)
+        await outbox.aclose()
         await app.state.rasa.aclose()
 
     app = FastAPI(title="shop-assistant gateway", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.hub = Hub()
+    app.state.login_throttle = LoginThrottle()
+    app.include_router(agent_router)
+    segments = SegmentCache()
 
-    async def relay(conversation_id: str, text: str, metadata: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    def read_segment(customer_id: int) -> str | None:
         try:
-            return await app.state.rasa.send(conversation_id, text, metadata), False
+            with session_scope(settings.database_url) as session:
+                return crm.profile(session, customer_id).segment
+        except crm.UnknownCustomer:
+            return None
+
+    async def segment_of(customer_id: int) -> str | None:
+        known, segment = segments.get(customer_id)
+        if not known:
+            try:
+                segment = await asyncio.to_thread(read_segment, customer_id)
+            except Exception:  # the chat goes on without the segment
+                log.exception("customer %s: reading the CRM segment failed", customer_id)
+                return None
+            segments.put(customer_id, segment)
+        return segment
+
+    async def shopper_metadata(metadata: dict[str, Any], customer_id: int | None,
+                               client_host: str | None) -> dict[str, Any]:
+        """What the gateway vouches for: the verified customer, their CRM segment, the client's address."""
+        metadata = identity_metadata(metadata, customer_id, client_host)
+        if customer_id:
+            segment = await segment_of(customer_id)
+            if segment:
+                metadata["segment"] = segment
+        return metadata
+
+    async def ask_rasa(conversation_id: str, text: str, metadata: dict[str, Any],
+                       held: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
+        """Send a shopper's message to Rasa (always: while the bot is paused it only records it).
+
+        ``held`` is the open ticket the message was stored on (``Inbox.shopper_said``), if any.
+        Returns ``(replies, degraded)``.
+        """
+        try:
+            replies = await app.state.rasa.send(conversation_id, text, metadata)
         except RasaUnavailable as exc:
             log.warning("conversation %s: %s", conversation_id, exc)
+            if held is not None and held["status"] == CLAIMED:
+                return [], False  # a person has the conversation and got the message
             return [{"text": APOLOGY}], True
+        await app.state.inbox.rasa_replied(conversation_id, replies)
+        return replies, False
+
+    async def rate(conversation_id: str, ticket_id: int, rating: int) -> None:
+        try:
+            await app.state.inbox.rate(conversation_id, ticket_id, rating)
+        except tickets.TicketNotFound as exc:
+            raise HTTPException(404, {"error": "not_found", "message": "There is no such ticket in this "
+                                                                        "conversation."}) from exc
+        except tickets.TicketError as exc:
+            raise HTTPException(409, {"error": "not_rateable", "message": str(exc)}) from exc
+        except ValueError as exc:
+            raise HTTPException(422, {"error": "bad_rating", "message": str(exc)}) from exc
 
     @app.get("/", response_class=FileResponse, include_in_schema=False)
     async def shop_page() -> FileResponse:
@@ -142,9 +253,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(merge_guest_cart, request.conversation_id, customer_id)
         metadata = clean_metadata(request.metadata)
         metadata["channel"] = metadata.get("channel", "api")
-        metadata = identity_metadata(metadata, customer_id, http.client.host if http.client else None)
-        replies, degraded = await relay(request.conversation_id, request.text, metadata)
+        metadata = await shopper_metadata(metadata, customer_id, http.client.host if http.client else None)
+        held = await app.state.inbox.shopper_said(request.conversation_id, request.text)
+        replies, degraded = await ask_rasa(request.conversation_id, request.text, metadata, held)
         return ChatResponse(conversation_id=request.conversation_id, replies=replies, degraded=degraded)
+
+    @app.post("/api/tickets/{ticket_id}/rating",
+              responses={404: {"description": "No such ticket in this conversation."},
+                         409: {"description": "Not resolved yet, or already rated."}})
+    async def rate_ticket(ticket_id: Annotated[int, PathParam(ge=1)], body: RatingRequest) -> dict[str, Any]:
+        """The shopper's 1 to 5 rating of a chat with an agent, once per ticket, from its own conversation."""
+        await rate(body.conversation_id, ticket_id, body.rating)
+        return {"ticket_id": ticket_id, "rating": body.rating, "text": RATING_THANKS}
 
     @app.websocket("/ws/chat")
     async def chat_socket(
@@ -153,21 +273,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await websocket.accept()
         customer_id: int | None = None  # set by a "hello" (or a message) that carries a valid token
         client_host = websocket.client.host if websocket.client else None
+        inbox: Inbox = app.state.inbox
+        send_lock = asyncio.Lock()
+
+        async def send(frame: dict[str, Any]) -> None:
+            async with send_lock:
+                await websocket.send_json(frame)
+
+        async def from_agents() -> None:
+            """What agents say to this conversation (and handback, rating requests), as it happens."""
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                async for event in pushes:
+                    await send(event)
+                if pushes.overflowed:
+                    await websocket.close(code=1013, reason="too slow, reconnect")
+
+        pushes = app.state.hub.subscribe(conversation_topic(conversation_id), maxsize=100)
+        pushing = asyncio.create_task(from_agents())
 
         async def identify(token: str | None) -> None:
             nonlocal customer_id
             customer_id = None
             if not token:
-                await websocket.send_json({"type": "identity", "signed_in": False})
+                await send({"type": "identity", "signed_in": False})
                 return
             try:
                 customer_id = verified_customer(token)
             except InvalidToken as exc:
-                await websocket.send_json({"type": "identity", "signed_in": False, "reason": exc.reason,
-                                           "text": SIGN_IN_FAILED.format(reason=exc.reason)})
+                await send({"type": "identity", "signed_in": False, "reason": exc.reason,
+                            "text": SIGN_IN_FAILED.format(reason=exc.reason)})
                 return
             await asyncio.to_thread(merge_guest_cart, conversation_id, customer_id)
-            await websocket.send_json({"type": "identity", "signed_in": True})
+            await send({"type": "identity", "signed_in": True})
+
+        async def rate_from_widget(message: WidgetMessage) -> None:
+            if message.ticket_id is None or message.rating is None:
+                await send({"type": "error", "text": "A rating needs a ticket and a number from 1 to 5."})
+                return
+            try:
+                await rate(conversation_id, message.ticket_id, message.rating)
+            except HTTPException as exc:
+                detail = exc.detail if isinstance(exc.detail, dict) else {}
+                await send({"type": "rating_refused", "ticket_id": message.ticket_id,
+                            "text": "That rating could not be saved: " + str(detail.get("message", exc.detail))})
+                return
+            await send({"type": "rating_saved", "ticket_id": message.ticket_id, "rating": message.rating,
+                        "text": RATING_THANKS})
 
         try:
             while True:
@@ -175,20 +326,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 try:
                     message = WidgetMessage.model_validate_json(raw)
                 except ValidationError:
-                    await websocket.send_json({"type": "error", "text": "That message could not be read."})
+                    await send({"type": "error", "text": "That message could not be read."})
                     continue
                 if message.type == "hello" or (message.type == "message" and message.token is not None):
                     await identify(message.token)
+                    if message.type == "hello" and (state := await inbox.widget_state(conversation_id)):
+                        await send(state)  # waiting for an agent, or talking to one (after a reload)
+                if message.type == "rating":
+                    await rate_from_widget(message)
+                    continue
                 text = (message.payload or message.text).strip()
                 if message.type != "message" or not text:
                     continue
-                await websocket.send_json({"type": "typing", "on": True})
-                metadata = identity_metadata({"channel": "widget"}, customer_id, client_host)
-                replies, _ = await relay(conversation_id, text, metadata)
-                await websocket.send_json({"type": "bot", "messages": replies})
-                await websocket.send_json({"type": "typing", "on": False})
+                held = await inbox.shopper_said(conversation_id, text)
+                with_agent = held is not None and held["status"] == CLAIMED
+                if not with_agent:
+                    await send({"type": "typing", "on": True})
+                metadata = await shopper_metadata({"channel": "widget"}, customer_id, client_host)
+                replies, _ = await ask_rasa(conversation_id, text, metadata, held)
+                if replies or not with_agent:
+                    await send({"type": "bot", "messages": replies})
+                if not with_agent:
+                    await send({"type": "typing", "on": False})
         except WebSocketDisconnect:
             return
+        finally:
+            pushes.close()
+            pushing.cancel()
 
     def demo_list() -> list[dict[str, Any]]:
         if not settings.demo_mode:

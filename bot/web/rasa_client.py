@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -37,6 +38,32 @@ class RasaClient:
             # Rasa swallows action-server failures and answers with nothing at all.
             raise RasaUnavailable("action server is down")
         return replies
+
+    async def append_events(self, conversation_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Append events to the conversation's tracker through Rasa's HTTP API (needs ``--enable-api``),
+        e.g. ``{"event": "pause"}``, ``{"event": "resume"}`` or ``{"event": "bot", "text": ...}``.
+        Returns the tracker's state without its events."""
+        url = f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/tracker/events"
+        try:
+            response = await self._http.post(url, json=events, params={"include_events": "NONE"})
+            response.raise_for_status()
+            state = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise RasaUnavailable(f"rasa did not take the events: {exc!r}") from exc
+        if not isinstance(state, dict):
+            raise RasaUnavailable(f"unexpected reply from rasa: {state!r:.200}")
+        return state
+
+    async def is_paused(self, conversation_id: str) -> bool:
+        """Whether the bot is paused (``ConversationPaused``) in this conversation."""
+        url = f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/tracker"
+        try:
+            response = await self._http.get(url, params={"include_events": "NONE"})
+            response.raise_for_status()
+            state = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise RasaUnavailable(f"rasa did not answer: {exc!r}") from exc
+        return bool(isinstance(state, dict) and state.get("paused"))
 
     async def check(self, url: str) -> tuple[bool, str]:
         try:

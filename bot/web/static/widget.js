@@ -276,6 +276,8 @@
       var t = str(e.text, 20000);
       return t ? { id: str(e.id, 64) || newEntryId(), role: e.role, text: t } : null;
     }
+    if (e.role === "agent") return agentEntry(e);
+    if (e.role === "rating") return ratingEntry(e);
     if (e.role === "bot") {
       var out = entryFromBotMessage({
         text: e.text,
@@ -290,6 +292,25 @@
       return out;
     }
     return null;
+  }
+
+  // A person's message (live handoff): text and the agent's name.
+  function agentEntry(m) {
+    var text = str(m && m.text, 20000);
+    if (!text) return null;
+    return { id: str(m.id, 64) || newEntryId(), role: "agent", text: text, name: str(m.name, 120).trim() || "Agent" };
+  }
+
+  // The 1-5 rating request after an agent resolved the chat; `rated` is the chosen number (0: not yet).
+  function ratingEntry(m) {
+    var ticket = num(m && m.ticket_id);
+    if (ticket === null || ticket < 1) return null;
+    var rated = num(m.rated);
+    return {
+      id: str(m.id, 64) || newEntryId(), role: "rating", ticket_id: Math.floor(ticket),
+      text: str(m.text, 500).trim() || "How did we do? Rate this chat from 1 (poor) to 5 (great).",
+      rated: rated !== null && rated >= 1 && rated <= 5 ? Math.floor(rated) : 0
+    };
   }
 
   // ---------------------------------------------------------------------------
@@ -374,6 +395,17 @@
     ".sa-root .sa-msg-user{background:var(--sa-a);color:#fff;border-bottom-right-radius:4px}",
     ".sa-root .sa-msg-bot{background:#fff;color:#1f2430;border:1px solid #e3e6ee;border-bottom-left-radius:4px}",
     ".sa-root .sa-msg-bot a{color:var(--sa-a);text-decoration:underline}",
+    ".sa-root .sa-row-agent{align-items:flex-start}",
+    ".sa-root .sa-agent-name{font-size:12px;font-weight:600;color:#2b8a3e;margin:0 0 -2px 4px}",
+    ".sa-root .sa-msg-agent{background:#ebfbee;color:#1f2430;border:1px solid #b2f2bb;border-bottom-left-radius:4px}",
+    ".sa-root .sa-rating{align-self:center;width:92%;background:#fff;border:1px solid #e3e6ee;border-radius:14px;",
+    "padding:10px 12px;display:flex;flex-direction:column;gap:8px;text-align:center}",
+    ".sa-root .sa-rating-buttons{display:flex;justify-content:center;gap:6px}",
+    ".sa-root .sa-rating-btn{width:40px;height:40px;border-radius:50%;border:1.5px solid var(--sa-a);background:#fff;",
+    "color:var(--sa-a);font-weight:650}",
+    ".sa-root .sa-rating-btn:hover:not(:disabled){background:var(--sa-a);color:#fff}",
+    ".sa-root .sa-rating-btn:disabled{border-color:#ced4da;color:#9aa1ab;background:#f1f3f5}",
+    ".sa-root .sa-rating-btn.sa-chosen{border-color:var(--sa-a);background:var(--sa-a);color:#fff}",
     ".sa-root .sa-msg-system{align-self:center;max-width:92%;background:#fff4e6;color:#8a4b08;",
     "border:1px solid #ffd8a8;font-size:13px;border-radius:10px;padding:6px 10px;text-align:center}",
     ".sa-root .sa-msg-image{display:block;max-width:85%;max-height:260px;border-radius:12px;border:1px solid #e3e6ee;background:#fff}",
@@ -518,6 +550,8 @@
   var outbox = [];
   var typingTimer = null;
   var pending = [];        // API calls made before the DOM was ready
+  var handoffStatus = "";  // "Waiting for a person…" / "Chatting with NAME" while a person handles the chat
+  var handoffState = "bot"; // "bot" | "queued" | "agent"
 
   // ---------------------------------------------------------------------------
   // Build DOM
@@ -669,6 +703,15 @@
       srow.appendChild(el("div", "sa-msg sa-msg-system", e.text));
       return srow;
     }
+    if (e.role === "agent") {
+      var arow = el("div", "sa-row sa-row-agent");
+      arow.appendChild(el("div", "sa-agent-name", e.name));
+      var abubble = el("div", "sa-msg sa-msg-agent");
+      appendLinkified(abubble, e.text);
+      arow.appendChild(abubble);
+      return arow;
+    }
+    if (e.role === "rating") return renderRating(e);
     var row = el("div", "sa-row sa-row-bot");
     row.setAttribute("data-entry", e.id);
     if (e.text) {
@@ -686,6 +729,37 @@
     if (e.cart) row.appendChild(renderCart(e.cart, e.id === latestCartId()));
     if (e.buttons) row.appendChild(renderQuickReplies(e));
     return row;
+  }
+
+  // "How did we do?" with five buttons; the choice goes to the gateway over the socket.
+  function renderRating(e) {
+    var box = el("div", "sa-row sa-rating");
+    setAttrs(box, { role: "group", "aria-label": "Rate this chat", "data-testid": "sa-rating", "data-entry": e.id });
+    box.appendChild(el("div", null, e.text));
+    var group = el("div", "sa-rating-buttons");
+    var buttons = [];
+    for (var n = 1; n <= 5; n++) {
+      (function (value) {
+        var btn = el("button", "sa-rating-btn" + (e.rated === value ? " sa-chosen" : ""), String(value));
+        btn.type = "button";
+        setAttrs(btn, { "aria-label": "Rate " + value + " out of 5", "aria-pressed": e.rated === value ? "true" : "false" });
+        btn.disabled = e.rated > 0;
+        btn.addEventListener("click", function () {
+          if (e.rated) return;
+          e.rated = value;
+          saveTranscript();
+          buttons.forEach(function (b, i) {
+            b.disabled = true;
+            if (i + 1 === value) { b.classList.add("sa-chosen"); b.setAttribute("aria-pressed", "true"); }
+          });
+          transmit({ type: "rating", ticket_id: e.ticket_id, rating: value });
+        });
+        buttons.push(btn);
+        group.appendChild(btn);
+      })(n);
+    }
+    box.appendChild(group);
+    return box;
   }
 
   function latestCartId() {
@@ -911,6 +985,19 @@
     if (ui && ui.status.textContent !== text) ui.status.textContent = text;
   }
 
+  // Live handoff state: "queued" (waiting for a person), "agent" (a person is chatting), "bot".
+  function setHandoff(state, name) {
+    handoffState = state === "queued" || state === "agent" ? state : "bot";
+    if (state === "queued") handoffStatus = "Waiting for a person to reply…";
+    else if (state === "agent") handoffStatus = "Chatting with " + (str(name, 120).trim() || "an agent");
+    else handoffStatus = "";
+    if (connected) setStatus(handoffStatus);
+  }
+
+  function notify() {
+    if (!isOpen && ui) ui.badge.hidden = false;
+  }
+
   // Another tab of the same site updated the transcript: re-render.
   function onStorage(ev) {
     if (!ev || ev.storageArea !== window.localStorage) return;
@@ -970,7 +1057,7 @@
     if (shown) addEntry({ id: newEntryId(), role: "user", text: shown });
     var frame = { type: "message", text: shown };
     if (pl) frame.payload = pl;
-    setTyping(true);
+    if (handoffState !== "agent") setTyping(true); // a person answers in their own time, the bot at once
     transmit(frame);
     return true;
   }
@@ -1073,6 +1160,8 @@
       if (ws !== sock) return;
       connected = true;
       attempt = 0;
+      handoffStatus = ""; // the gateway says it again after the hello when a person is involved
+      handoffState = "bot";
       setStatus("");
       sendHello(); // before any queued message, so it goes out with the right identity
       if (outbox.length) {
@@ -1126,10 +1215,49 @@
         var list = Array.isArray(msg.messages) ? msg.messages : [];
         var added = 0;
         for (var i = 0; i < list.length; i++) {
+          var c = list[i] && list[i].custom;
+          if (c && typeof c === "object" && c.type === "handoff") {
+            setHandoff(c.state === "queued" ? "queued" : "bot");
+            continue;
+          }
           var e = entryFromBotMessage(list[i]);
           if (e) { addEntry(e); added++; }
         }
-        if (added && !isOpen) ui.badge.hidden = false;
+        if (added) notify();
+        break;
+      }
+      case "handoff": // on (re)connect: a ticket is open for this conversation
+        setHandoff(msg.state === "agent" ? "agent" : "queued", msg.name);
+        break;
+      case "agent": {
+        setTyping(false);
+        var ae = agentEntry(msg);
+        if (ae) { addEntry(ae); notify(); }
+        if (msg.name) setHandoff("agent", msg.name);
+        break;
+      }
+      case "agent_joined": {
+        var who = str(msg.name, 120).trim() || "An agent";
+        setHandoff("agent", who);
+        addEntry({ id: newEntryId(), role: "system", text: who + " joined the chat." });
+        notify();
+        break;
+      }
+      case "agent_left": {
+        setHandoff(msg.requeued === true ? "queued" : "bot");
+        var left = str(msg.text, 500).trim();
+        if (left) { addEntry({ id: newEntryId(), role: "system", text: left }); notify(); }
+        break;
+      }
+      case "rating": {
+        var re = ratingEntry(msg);
+        if (re) { addEntry(re); notify(); }
+        break;
+      }
+      case "rating_saved":
+      case "rating_refused": {
+        var said = str(msg.text, 500).trim();
+        if (said) addEntry({ id: newEntryId(), role: "system", text: said });
         break;
       }
       case "identity": {

@@ -1,0 +1,5 @@
+"""Live human handoff: tickets with a context packet, priority, support hours, helpdesk delivery.
+
+``tickets`` is the API the escalation action and the agent inbox share; ``delivery`` sends
+tickets to external helpdesks through an outbox table. Nothing here knows Rasa.
+"""

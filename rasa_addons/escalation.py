@@ -1,0 +1,96 @@
+"""Dialogue policy: predicts ``action_escalate`` when ``bot.sentiment.evaluate`` says a person should take over.
+
+Evaluated right after every shopper message, whatever the bot is doing. Rasa 3.6 mechanics it relies on
+(checked in rasa/core/policies/ensemble.py, rule_policy.py and core/processor.py):
+
+- In the middle of a form, RulePolicy predicts the form's action as a *no-user* prediction (its loop "happy
+  path"), and ``DefaultPolicyPredictionEnsemble`` only compares predictions of that kind when there is one:
+  priority alone would not win. This policy's prediction is therefore also marked ``is_no_user_prediction``;
+  among those, (confidence, priority) decides, and 1.0 at a priority above RulePolicy's (4) wins.
+  ``action_escalate`` then deactivates the form.
+- It predicts nothing (all zeros) otherwise, and never twice in one bot episode: not once ``action_escalate``
+  ran since the latest ``resume`` (or ``restart``); while the conversation is paused Rasa logs the message
+  (with its NLU parse and sentiment) but runs no prediction at all.
+- Rasa trains every policy of the config (``is_trainable`` does not matter for policies), so ``train`` only
+  checks the domain and persists a small marker; thresholds are read from ``SHOP_ESCALATION_*`` when the
+  model is loaded, so changing them needs a restart, not a retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from rasa.core.constants import RULE_POLICY_PRIORITY
+from rasa.core.policies.policy import Policy, PolicyPrediction
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.sentiment import ESCALATE_ACTION, EscalationThresholds, evaluate_events
+
+logger = logging.getLogger(__name__)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT], is_trainable=False)
+class EscalationPolicy(Policy):
+    """Hands the conversation to a person: explicit request, negative mood, one very negative message about an
+    order, repeated misunderstandings, VIP with a negative mood (see ``bot.sentiment``)."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"priority": RULE_POLICY_PRIORITY + 1, "action": ESCALATE_ACTION}
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        featurizer: Any | None = None,
+        thresholds: EscalationThresholds | None = None,
+    ) -> None:
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+        self.action = str(config.get("action", ESCALATE_ACTION))
+        self.thresholds = thresholds or EscalationThresholds.from_env()
+        self._warned = False
+
+    def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
+        if self.action not in domain.action_names_or_texts:
+            logger.warning(f"EscalationPolicy: '{self.action}' is not an action in the domain; it will never fire.")
+        with self._model_storage.write_to(self._resource) as path:
+            (path / "escalation_policy.json").write_text(json.dumps({"action": self.action}))
+        return self._resource
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        probabilities = self._default_predictions(domain)
+        if tracker.latest_action_name != ACTION_LISTEN_NAME or tracker.latest_message is None:
+            return self._prediction(probabilities)
+        if self.action not in domain.action_names_or_texts:
+            if not self._warned:
+                logger.warning(f"EscalationPolicy: '{self.action}' is not in the domain; not escalating.")
+                self._warned = True
+            return self._prediction(probabilities)
+        decision = evaluate_events((event.as_dict() for event in tracker.events), self.thresholds)
+        if decision is None:
+            return self._prediction(probabilities)
+        logger.debug(f"EscalationPolicy: {decision.reason} ({decision.detail})")
+        probabilities[domain.index_for_action(self.action)] = 1.0
+        return self._prediction(
+            probabilities,
+            is_no_user_prediction=True,
+            action_metadata={"escalation": {"reason": decision.reason, "detail": decision.detail,
+                                            "mood": decision.mood}},
+        )
