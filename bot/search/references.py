@@ -21,9 +21,12 @@ _QTY = re.compile(
 _SIZE = re.compile(r"\b(?:size|sz|in)\s+(xxs|xs|s|m|l|xl|xxl|\d{1,2}(?:\.5)?|\dt|single|double|queen|king)\b", re.I)
 _WORD = re.compile(r"[a-z0-9']+")
 # Words that point at nothing: "the one with the hood" must not match every title with "The" in it.
-_FILLER = frozenset("""the and for with from that this those these one ones its it's you your please want
-like would could can get add show tell about more just also some any all not but are was has have them they
-what which item items thing product products""".split())
+_FILLER = frozenset([
+    "the", "and", "for", "with", "from", "that", "this", "those", "these", "one", "ones", "its", "it's",
+    "you", "your", "please", "want", "like", "would", "could", "can", "get", "add", "show", "tell", "about",
+    "more", "just", "also", "some", "any", "all", "not", "but", "are", "was", "has", "have", "them", "they",
+    "what", "which", "item", "items", "thing", "product", "products"
+])
 
 
 def positions(text: str, count: int) -> list[int]:
