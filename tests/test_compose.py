@@ -25,5 +25,7 @@ def test_compose_file_is_accepted() -> None:
 def test_compose_describes_the_three_services() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert {"rasa", "actions", "gateway"} <= set(services)
-    assert services["rasa"]["image"].startswith("rasa/rasa:3.6.21")
+    rasa_dockerfile = (ROOT / services["rasa"]["build"]["dockerfile"]).read_text()
+    assert "FROM rasa/rasa:3.6.21" in rasa_dockerfile  # the official image plus our NLU component and policy
+    assert "COPY rasa_addons/" in rasa_dockerfile and "bot/sentiment.py" in rasa_dockerfile
     assert (ROOT / "docker" / "app.Dockerfile").exists()
