@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import services
 from actions.context import requester, user_text
+from bot.clock import utcnow
 from bot.config import get_settings
 from bot.db import migrate, session_scope
 from bot.handoff import hours
@@ -62,9 +63,6 @@ KEEP_CHATTING = {"title": "Keep chatting with the bot", "payload": "/deny"}
 BAD_EMAIL_TEXT = ("That doesn't look like an email address. Could you type it like jane@example.com? "
                   "Or say \"stop\" to skip it.")
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,13 +12,11 @@ from sqlalchemy.orm import Session
 
 from bot.auth.models import AGENT, LEAD, ROLES, User
 from bot.auth.passwords import hash_password, needs_rehash, verify_password
+from bot.clock import utcnow
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}$")
 ROLE_RANK = {AGENT: 1, LEAD: 2}  # a lead can do everything an agent can
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class UserExists(ValueError):

@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.clock import utcnow
 from bot.config import HelpdeskWebhook, get_settings
 from bot.db import get_engine
 from bot.handoff.context import iso
@@ -50,9 +51,6 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{7,}\d(?![\w-])")
 _ORDER_NUMBER = re.compile(r"^[A-Z]{2,4}-\d+$")
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # --------------------------------------------------------------------------- formats

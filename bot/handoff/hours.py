@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.clock import utcnow
 from bot.config import get_settings
 from bot.policy import ShopPolicy
 
@@ -33,9 +34,6 @@ class Range:
     start: time
     minutes: int  # length; may run past midnight
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _clock(hours: str, minutes: str, where: str) -> int:

@@ -16,7 +16,7 @@ import hashlib
 import re
 import statistics
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.clock import utcnow
 from bot.config import get_settings
 from bot.handoff.context import iso
 from bot.handoff.models import (
@@ -46,9 +47,6 @@ RECENT_CLAIMS = 20  # claims the wait estimate learns from
 RECENT_CLAIM_DAYS = 7
 MIN_CLAIM_SAMPLES = 3
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # --------------------------------------------------------------------------- errors

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
+from bot.clock import utcnow
 from bot.shop.models import (
     BEFORE_SHIPMENT,
     CANCELLED,
@@ -68,9 +69,6 @@ SEGMENT_LABELS = {
 }
 ACTIVE_STATUSES = (*BEFORE_SHIPMENT, SHIPPED)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class ConsentRequired(Exception):

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot.catalog.models import Product
+from bot.clock import utcnow
 from bot.config import Settings, get_settings
 from bot.policy import ShopPolicy, get_policy
 from bot.shop.address import COUNTRY_NAMES, Address
@@ -48,14 +49,6 @@ from bot.shop.models import (
     Return,
     VerificationThrottle,
 )
-
-
-def utcnow() -> datetime:
-    """Now as a naive UTC datetime (the project's convention)."""
-    from datetime import UTC
-
-    return datetime.now(UTC).replace(tzinfo=None)
-
 
 # --------------------------------------------------------------------------- errors
 
