@@ -22,9 +22,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import services
 from actions.context import requester, user_text
 from actions.messages import money
+from actions.policy import say_policy_answer
 from bot.config import get_settings
 from bot.db import migrate
 from bot.search import references
@@ -698,12 +698,6 @@ class ActionStartReturn(Action):
 # --------------------------------------------------------------------------- answers for the order in focus
 
 
-def _policy_answer(dispatcher: CollectingDispatcher, topic: str) -> None:
-    answer = services.policy().answer(topic)
-    dispatcher.utter_message(text=answer.text, buttons=[{"title": b.title, "payload": b.payload}
-                                                        for b in answer.buttons])
-
-
 def _unproven_hint(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
     """The shopper named an order they have not proven is theirs: offer to look it up."""
     if focus_number(tracker):
@@ -718,7 +712,7 @@ class ActionCheckCancellationFee(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
         view = focus_view(tracker)
         if view is None:
-            _policy_answer(dispatcher, "check_cancellation_fee")
+            say_policy_answer(dispatcher, "check_cancellation_fee")
             _unproven_hint(dispatcher, tracker)
             return []
         fee = order_service().cancellation_fee(requester(tracker), view.number)
@@ -734,7 +728,7 @@ class ActionDeliveryPeriod(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
         view = focus_view(tracker)
         if view is None:
-            _policy_answer(dispatcher, "delivery_period")
+            say_policy_answer(dispatcher, "delivery_period")
             _unproven_hint(dispatcher, tracker)
             return []
         est = order_service().delivery_estimate(requester(tracker), view.number)
@@ -761,7 +755,7 @@ class ActionChangeOrder(Action):
         return "action_change_order"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
-        _policy_answer(dispatcher, "change_order")
+        say_policy_answer(dispatcher, "change_order")
         view = focus_view(tracker)
         if view is None:
             return []

@@ -10,6 +10,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import services
 
 
+def say_policy_answer(dispatcher: CollectingDispatcher, topic: str) -> None:
+    """Sends the policy file's answer for ``topic`` with its buttons."""
+    answer = services.policy().answer(topic)
+    dispatcher.utter_message(text=answer.text, buttons=[{"title": b.title, "payload": b.payload}
+                                                        for b in answer.buttons])
+
+
 class ActionAnswerPolicy(Action):
     """Answers the latest intent with the policy-file answer of the same name."""
 
@@ -22,8 +29,5 @@ class ActionAnswerPolicy(Action):
         if intent not in policy.topics:
             dispatcher.utter_message(response="utter_default")
             return []
-        answer = policy.answer(intent)
-        dispatcher.utter_message(
-            text=answer.text, buttons=[{"title": b.title, "payload": b.payload} for b in answer.buttons]
-        )
+        say_policy_answer(dispatcher, intent)
         return []

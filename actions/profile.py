@@ -22,6 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
 from actions.context import requester, user_text
+from actions.policy import say_policy_answer
 from bot.config import get_settings
 from bot.db import migrate, session_scope
 from bot.shop import crm
@@ -266,13 +267,6 @@ class ActionForgetProfileData(Action):
 # --------------------------------------------------------------------------- greeting
 
 
-def _guest_greeting(dispatcher: CollectingDispatcher) -> None:
-    """The shop's greeting from the policy file (topic ``greet``)."""
-    answer = services.policy().answer("greet")
-    dispatcher.utter_message(text=answer.text, buttons=[{"title": b.title, "payload": b.payload}
-                                                        for b in answer.buttons])
-
-
 class ActionGreet(Action):
     """A signed-in shopper by first name, with their open order or saved preferences; guests as usual."""
 
@@ -286,7 +280,7 @@ class ActionGreet(Action):
             with session_scope() as session:
                 facts = crm.greeting(session, customer_id)
         if facts is None:
-            _guest_greeting(dispatcher)
+            say_policy_answer(dispatcher, "greet")  # the shop's usual greeting
             return []
         hello = f"Welcome back, {facts.first_name}!" if facts.first_name else "Welcome back!"
         buttons = [{"title": "Picked for you", "payload": "/recommend"}]
