@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from bot.training.commands import model_app
+
 app = typer.Typer(help="shop-assistant command line", no_args_is_help=True, add_completion=False)
 catalog_app = typer.Typer(help="Product catalog", no_args_is_help=True)
 search_app = typer.Typer(help="Search index", no_args_is_help=True)
-model_app = typer.Typer(help="Rasa model", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print numbers", no_args_is_help=True)
 shop_app = typer.Typer(help="Shop data: demo customers and orders", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
@@ -206,21 +208,25 @@ def setup_data() -> None:
     search_build(force=False)
 
 
-@model_app.command("ensure")
-def model_ensure(force: bool = False) -> None:
-    """Train the Rasa model when training data or config changed since the last training."""
-    from bot.training import rasa_model
-
-    trained = rasa_model.train(force=force)
-    typer.echo(f"rasa model {'trained' if trained else 'is up to date'}: {rasa_model.model_path()}")
-
-
 @app.command("serve")
 def serve() -> None:
     """Start Rasa, the action server and the gateway together (see README for ports)."""
+    from bot.clock import utcnow
+    from bot.config import get_settings
+    from bot.db import migrate, session_scope
+    from bot.devstack import StackConfig
     from bot.devstack import serve as run_stack
+    from bot.training import registry
+    from bot.training.workspace import Workspace
 
-    raise typer.Exit(run_stack())
+    migrate()
+    config = StackConfig()
+    with session_scope() as session:
+        registry.ensure_baseline(session, Workspace.from_settings(get_settings()), utcnow())
+        active = registry.serving_model(session)
+    if active is not None and "RASA_MODEL" not in os.environ:
+        config.model = active  # the version a lead activated last (models/rasa/versions/vN)
+    raise typer.Exit(run_stack(config))
 
 
 @bench_app.command("search")

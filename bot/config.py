@@ -82,6 +82,26 @@ class Settings(BaseSettings):
     helpdesk_retry_max_s: float = Field(default=900.0, gt=0, description="Longest delay between two attempts.")
     helpdesk_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one delivery request.")
 
+    # Rasa's tracker store: the stored events that the lead console and analytics read
+    tracker_db: str = Field(
+        default=str(VAR_DIR / "rasa_tracker.sqlite3"), validation_alias="TRACKER_DB",
+        description="SQLite file of Rasa's tracker store (embedded mode; the same variable endpoints.yml reads).")
+    tracker_store_url: str = Field(
+        default="", description="SQLAlchemy URL of Rasa's tracker store; empty: the SQLite file `TRACKER_DB`.")
+    # Lead console (bot.training)
+    inbox_confidence_threshold: float = Field(
+        default=0.7, ge=0, le=1, description="Shopper messages classified below this confidence go to the NLU inbox.")
+    inbox_sample_rate: float = Field(
+        default=0.03, ge=0, le=1, description="Share of confident messages sampled into the NLU inbox for review.")
+    gate_max_macro_f1_drop: float = Field(
+        default=0.005, ge=0, description="Largest drop of macro-F1 (0.005 = 0.5 points) a new model may show.")
+    gate_max_intent_f1_drop: float = Field(
+        default=0.05, ge=0, description="Largest drop of any intent's F1 (0.05 = 5 points) a new model may show.")
+    training_root: Path = Field(
+        default=PROJECT_ROOT,
+        description="Folder with config.yml, domain.yml, data/ and tests/nlu_test.yml that console trainings use.")
+    rasa_token: str = Field(default="", description="Token for Rasa's HTTP API (`rasa run --auth-token`).")
+
     @field_validator("helpdesk_webhooks")
     @classmethod
     def _unique_webhook_names(cls, value: list[HelpdeskWebhook]) -> list[HelpdeskWebhook]:
@@ -93,6 +113,14 @@ class Settings(BaseSettings):
     @property
     def search_index_dir(self) -> Path:
         return self.models_dir / "search"
+
+    @property
+    def tracker_url(self) -> str:
+        """SQLAlchemy URL of Rasa's tracker store (its ``events`` table)."""
+        if self.tracker_store_url:
+            return self.tracker_store_url
+        path = Path(self.tracker_db)
+        return f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
 
 
 @lru_cache

@@ -16,6 +16,7 @@ from bot.shop.models import (
     Shipment,
     VerificationThrottle,
 )
+from bot.training.models import IngestState, ModelActivation, ModelVersion, NluLabelEvent, NluMessage
 
 __all__ = [
     "AgentPresence",
@@ -23,6 +24,11 @@ __all__ = [
     "CrmProfile",
     "Customer",
     "HelpdeskOutbox",
+    "IngestState",
+    "ModelActivation",
+    "ModelVersion",
+    "NluLabelEvent",
+    "NluMessage",
     "Order",
     "OrderAccessGrant",
     "OrderItem",

@@ -18,6 +18,15 @@ def rasa_executable() -> Path:
     return Path(os.environ.get("RASA_BIN", PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"))
 
 
+def rasa_env() -> dict[str, str]:
+    """Environment of a Rasa subprocess: our custom components importable, no telemetry, the shared cache."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    env.setdefault("RASA_CACHE_DIRECTORY", str(PROJECT_ROOT / ".rasa" / "cache"))
+    return env
+
+
 def model_dir() -> Path:
     return Path(os.environ.get("SHOP_RASA_MODEL_DIR", PROJECT_ROOT / "models" / "rasa"))
 
@@ -52,6 +61,6 @@ def train(force: bool = False) -> bool:
     cmd = [str(rasa_executable()), "train", "--fixed-model-name", MODEL_NAME, "--out", str(out),
            "--config", "config.yml", "--domain", "domain.yml", "--data", "data/nlu", "data/stories", "data/rules"]
     print(f"training the Rasa model ({' '.join(cmd[1:3])}) ...", file=sys.stderr, flush=True)
-    subprocess.run(cmd, cwd=PROJECT_ROOT, check=True)
+    subprocess.run(cmd, cwd=PROJECT_ROOT, check=True, env=rasa_env())
     (out / "fingerprint.txt").write_text(expected + "\n")
     return True

@@ -250,6 +250,7 @@ LOGIN_PAGE = """<!doctype html>
 {error}
 <form method="post" action="/agent/login" class="login-form">
 <input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="next" value="{next}">
 <label for="username">Username</label>
 <input id="username" name="username" autocomplete="username" required maxlength="60" value="{username}" autofocus>
 <label for="password">Password</label>
@@ -262,11 +263,20 @@ LOGIN_PAGE = """<!doctype html>
 """
 
 
-def _login_page(connection: HTTPConnection, *, error: str = "", username: str = "", status: int = 200) -> Response:
+def safe_next(value: str | None) -> str:
+    """Where to go after logging in: one of our consoles (never another site), else the agent inbox."""
+    value = (value or "").strip()
+    if value.startswith(("/agent", "/admin")) and "//" not in value and "\\" not in value and len(value) <= 200:
+        return value
+    return "/agent"
+
+
+def _login_page(connection: HTTPConnection, *, error: str = "", username: str = "", status: int = 200,
+                next_url: str = "/agent") -> Response:
     """The login form, with a fresh double-submit token (cookie + hidden field) against login CSRF."""
     token = secrets.token_urlsafe(24)
     body = LOGIN_PAGE.format(
-        csrf=token, username=html.escape(username, quote=True),
+        csrf=token, username=html.escape(username, quote=True), next=html.escape(safe_next(next_url), quote=True),
         error=f'<p class="error" role="alert" data-testid="login-error">{html.escape(error)}</p>' if error else "")
     response = HTMLResponse(body, status_code=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/agent/login", httponly=True,
@@ -306,25 +316,28 @@ class LoginThrottle:
 
 @router.get("/agent/login")
 async def login_form(request: Request) -> Response:
+    target = safe_next(request.query_params.get("next"))
     if await current_session(request) is not None:
-        return RedirectResponse("/agent", status_code=303)
-    return _login_page(request)
+        return RedirectResponse(target, status_code=303)
+    return _login_page(request, next_url=target)
 
 
 @router.post("/agent/login")
 async def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
                 password: Annotated[str, Form(max_length=1024)] = "",
-                csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+                csrf: Annotated[str, Form(max_length=200)] = "",
+                next: Annotated[str, Form(max_length=200)] = "/agent") -> Response:
+    target = safe_next(next)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not same_origin(request) or not cookie or not secrets.compare_digest(cookie.encode(), csrf.encode()):
         return _login_page(request, error="The login form expired. Please try again.", username=username,
-                           status=403)
+                           status=403, next_url=target)
     throttle: LoginThrottle = request.app.state.login_throttle
     name_key = f"user:{username.strip().lower()}"
     addr_key = f"addr:{request.client.host if request.client else '-'}"
     if throttle.blocked(name_key, addr_key):
         return _login_page(request, error="Too many failed attempts. Wait 15 minutes and try again.",
-                           username=username, status=429)
+                           username=username, status=429, next_url=target)
     inbox = inbox_of(request)
 
     def check(session: Any) -> tuple[str, AuthSession] | None:
@@ -334,11 +347,12 @@ async def login(request: Request, username: Annotated[str, Form(max_length=200)]
     started = await inbox.db(check)
     if started is None:
         throttle.failed(name_key, addr_key)
-        return _login_page(request, error="Wrong username or password.", username=username, status=401)
+        return _login_page(request, error="Wrong username or password.", username=username, status=401,
+                           next_url=target)
     throttle.succeeded(name_key)
     token, auth = started
     log.info("agent %s logged in", auth.user.username)
-    response = RedirectResponse("/agent", status_code=303)
+    response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, request, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/agent/login")
     return _secure_headers(response, request)

@@ -1,0 +1,171 @@
+"""``python -m bot model ...``: train, list, activate and roll back model versions."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+model_app = typer.Typer(help="Rasa model: training, evaluation gate, versions, activation", no_args_is_help=True)
+
+
+def _workspace():  # type: ignore[no-untyped-def]
+    from bot.config import get_settings
+    from bot.training.workspace import Workspace
+
+    return Workspace.from_settings(get_settings())
+
+
+@model_app.command("ensure")
+def model_ensure(force: bool = False) -> None:
+    """Train the model when the repository's training data or config has no registered version yet.
+
+    A version the console trained from the same data counts (and so does a lead's choice of the active version:
+    a rollback is kept). A newly trained model is registered and activated.
+    """
+    from sqlalchemy import select
+
+    from bot.clock import utcnow
+    from bot.db import migrate, session_scope
+    from bot.training import rasa_model, registry
+    from bot.training.models import READY, ModelVersion
+
+    migrate()
+    workspace = _workspace()
+    current = rasa_model.fingerprint(workspace.root)
+    with session_scope() as session:
+        registry.ensure_baseline(session, workspace, utcnow())
+        known = session.scalar(select(ModelVersion).where(ModelVersion.data_fingerprint == current,
+                                                          ModelVersion.state == READY).limit(1))
+        active = registry.active_version(session)
+    if known is not None and not force:
+        serving = f"version {active.version} is active" if active else "no version is active"
+        typer.echo(f"rasa model is up to date (version {known.version}); {serving}")
+        return
+    trained = rasa_model.train(force=force)
+    with session_scope() as session:
+        row = registry.ensure_baseline(session, workspace, utcnow())
+        if row is None:
+            row = registry.register_trained(session, workspace, rasa_model.model_path(), current, author="make model",
+                                            note="Trained by `make model` after the repository's data changed.",
+                                            now=utcnow(), activate=True)
+        version = row.version
+    typer.echo(f"rasa model {'trained' if trained else 'registered'}: version {version} is active "
+               f"({rasa_model.model_path()})")
+
+
+@model_app.command("train")
+def model_train(
+    note: Annotated[str, typer.Option(help="what changed, shown in the registry")] = "",
+    activate: Annotated[bool, typer.Option(help="activate the new model when it passes the gate")] = False,
+    wait: Annotated[bool, typer.Option(help="wait for the job and print its result")] = True,
+) -> None:
+    """Export the leads' labels, train a new versioned model in the background and evaluate it (gate)."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from bot.db import migrate, session_scope
+    from bot.training import jobs
+
+    migrate()
+    workspace = _workspace()
+    try:
+        with session_scope() as session:
+            row = jobs.start(session, workspace, user_id=None, author=f"{getpass.getuser()} (command line)", note=note)
+            version = row.version
+    except jobs.TrainingBusy as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    jobs.launch(version, workspace)
+    typer.echo(f"training version {version} (log: {workspace.version_dir(version)})")
+    if not wait:
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  transient=True) as bar:
+        task = bar.add_task(f"v{version}: starting", total=1.0)
+        row = jobs.wait(version, on_update=lambda r: bar.update(task, completed=r.progress,
+                                                                 description=f"v{version}: {r.stage}"))
+    _print_result(row.version)
+    if row.state != "ready":
+        raise typer.Exit(1)
+    if activate:
+        if not row.gate.get("passed"):
+            typer.echo("not activated: the gate refused it (activate it with --reason to override)", err=True)
+            raise typer.Exit(4)
+        model_activate(row.version, reason="")
+
+
+@model_app.command("run-job", hidden=True)
+def model_run_job(version: int) -> None:
+    """The training job's process (started by the console or `model train`)."""
+    from bot.training import jobs
+
+    row = jobs.run_job(version)
+    raise typer.Exit(0 if row.state == "ready" else 1)
+
+
+def _print_result(version: int) -> None:
+    from bot.db import session_scope
+    from bot.training import registry
+
+    with session_scope() as session:
+        row = registry.get_version(session, version)
+        assert row is not None
+        summary = registry.summary(row)
+    json.dump({k: summary[k] for k in ("version", "state", "examples", "metrics", "baseline_version",
+                                       "baseline_metrics", "gate", "error")}, sys.stdout)
+    sys.stdout.write("\n")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Every version: state, who and when, test-set scores, gate, active."""
+    from sqlalchemy import select
+
+    from bot.clock import utcnow
+    from bot.db import migrate, session_scope
+    from bot.training import registry
+    from bot.training.models import ModelVersion
+
+    migrate()
+    with session_scope() as session:
+        registry.ensure_baseline(session, _workspace(), utcnow())
+        rows = [registry.summary(r) for r in session.scalars(select(ModelVersion).order_by(ModelVersion.version))]
+    if not rows:
+        typer.echo("no model versions yet: make model")
+        return
+    typer.echo(f"{'ver':>4} {'state':<10} {'created':<21} {'by':<24} {'acc':>6} {'macroF1':>7} {'gate':<8} active")
+    for r in rows:
+        m = r["metrics"]
+        gate = "" if not r["gate"] else ("passed" if r["gate"].get("passed") else "refused")
+        typer.echo(f"{r['version']:>4} {r['state']:<10} {r['created_at'] or '':<21} {r['created_by'][:24]:<24} "
+                   f"{m.get('accuracy', ''):>6} {m.get('macro_f1', ''):>7} {gate:<8} {'*' if r['active'] else ''}")
+
+
+@model_app.command("activate")
+def model_activate(
+    version: int,
+    reason: Annotated[str, typer.Option(help="required to override a refused gate or to roll back")] = "",
+) -> None:
+    """Load a version into the running Rasa server (no restart) and record it as active."""
+    from bot.config import get_settings
+    from bot.training.activation import ActivationError, activate
+
+    settings = get_settings()
+    try:
+        done = activate(version, rasa_url=settings.rasa_url, user_id=None,
+                        author=f"{getpass.getuser()} (command line)", reason=reason, token=settings.rasa_token)
+    except ActivationError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        for line in exc.reasons:
+            typer.echo(f"  - {line}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"version {done.version} is active ({done.kind}; previous: {done.previous})")
+
+
+@model_app.command("rollback")
+def model_rollback(version: int, reason: Annotated[str, typer.Option(help="why (recorded)")]) -> None:
+    """Go back to an earlier version (same as activate, reason required)."""
+    model_activate(version, reason=reason)

@@ -1,0 +1,144 @@
+"""The model registry: which versions exist, which one is active, who did what and when."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.training import rasa_model
+from bot.training.models import FAILED, READY, ModelActivation, ModelVersion
+from bot.training.workspace import Workspace
+
+STALE_AFTER = timedelta(seconds=120)  # a job's heartbeat is written every 10 s
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def active_version(session: Session) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.active.is_(True)).limit(1))
+
+
+def running_version(session: Session) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.running.is_(True)).limit(1))
+
+
+def get_version(session: Session, version: int) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+
+
+def next_version(session: Session) -> int:
+    return int(session.scalar(select(func.max(ModelVersion.version))) or 0) + 1
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.unlink()
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def register_trained(session: Session, workspace: Workspace, archive: Path, fingerprint: str, *, author: str,
+                     note: str, now: datetime, activate: bool) -> ModelVersion:
+    """Adds a model trained outside the console (``make model``) as the next version."""
+    version = next_version(session)
+    dest = workspace.archive(version)
+    _link_or_copy(archive, dest)
+    row = ModelVersion(version=version, path=str(dest), state=READY, running=None, stage="ready", progress=1.0,
+                       created_at=now, finished_at=now, created_by_name=author, note=note,
+                       data_fingerprint=fingerprint)
+    session.add(row)
+    session.flush()
+    if activate:
+        mark_active(session, row, kind="baseline", author=author, user_id=None, reason=note, now=now)
+    return row
+
+
+def ensure_baseline(session: Session, workspace: Workspace, now: datetime) -> ModelVersion | None:
+    """With an empty registry, the model ``make model`` trained becomes version 1, active."""
+    if session.scalar(select(func.count(ModelVersion.id))):
+        return None
+    archive = rasa_model.model_path()
+    if not archive.exists():
+        return None
+    stamp = rasa_model.model_dir() / "fingerprint.txt"
+    fingerprint = stamp.read_text().strip() if stamp.exists() else ""
+    return register_trained(session, workspace, archive, fingerprint, author="make model",
+                            note="The model `make model` trained from the repository's data.", now=now, activate=True)
+
+
+def mark_active(session: Session, row: ModelVersion, *, kind: str, author: str, user_id: int | None, reason: str,
+                now: datetime) -> None:
+    previous = active_version(session)
+    session.execute(update(ModelVersion).where(ModelVersion.active.is_(True)).values(active=False))
+    row.active = True
+    row.activated_at = now
+    session.add(ModelActivation(version=row.version, previous_version=previous.version if previous else None,
+                                kind=kind, reason=reason, user_id=user_id, author=author, at=now))
+    session.flush()
+
+
+def reap_stale(session: Session, now: datetime) -> int:
+    """Marks jobs whose process stopped writing its heartbeat as failed (it crashed or the host restarted)."""
+    count = 0
+    for row in session.scalars(select(ModelVersion).where(ModelVersion.running.is_(True))):
+        seen = row.heartbeat_at or row.created_at
+        if now - seen > STALE_AFTER:
+            row.state, row.running, row.finished_at = FAILED, None, now
+            row.error = row.error or "The training process stopped unexpectedly (no heartbeat for two minutes)."
+            count += 1
+    session.flush()
+    return count
+
+
+def serving_model(session: Session) -> Path | None:
+    """The archive Rasa should load: the active version's, when it still exists."""
+    row = active_version(session)
+    if row is not None and row.path and Path(row.path).exists():
+        return Path(row.path)
+    return None
+
+
+def activations(session: Session, version: int) -> list[dict[str, Any]]:
+    rows = session.scalars(select(ModelActivation).where(ModelActivation.version == version)
+                           .order_by(ModelActivation.at.desc(), ModelActivation.id.desc()))
+    return [{"kind": a.kind, "author": a.author, "at": iso(a.at), "reason": a.reason,
+             "previous_version": a.previous_version} for a in rows]
+
+
+def summary(row: ModelVersion) -> dict[str, Any]:
+    metrics = {k: row.metrics[k] for k in ("accuracy", "macro_f1", "examples") if k in (row.metrics or {})}
+    baseline = {k: row.baseline_metrics[k] for k in ("accuracy", "macro_f1", "examples")
+                if k in (row.baseline_metrics or {})}
+    return {
+        "version": row.version, "state": row.state, "stage": row.stage, "progress": round(row.progress, 3),
+        "created_at": iso(row.created_at), "finished_at": iso(row.finished_at), "created_by": row.created_by_name,
+        "note": row.note, "examples": row.examples, "metrics": metrics, "baseline_version": row.baseline_version,
+        "baseline_metrics": baseline, "gate": row.gate or {}, "active": row.active,
+        "activated_at": iso(row.activated_at), "error": row.error, "path": row.path,
+        "data_fingerprint": row.data_fingerprint, "test_fingerprint": row.test_fingerprint,
+    }
+
+
+def detail(session: Session, row: ModelVersion) -> dict[str, Any]:
+    per_intent = []
+    new = (row.metrics or {}).get("per_intent", {})
+    old = (row.baseline_metrics or {}).get("per_intent", {})
+    for intent in sorted(set(new) | set(old)):
+        per_intent.append({"intent": intent, "f1": new.get(intent, {}).get("f1"),
+                           "baseline_f1": old.get(intent, {}).get("f1"),
+                           "support": (new.get(intent) or old.get(intent) or {}).get("support", 0)})
+    confusion = (row.metrics or {}).get("confusion_png")
+    return {**summary(row), "per_intent": per_intent, "changed": row.changed or [], "log_tail": row.log_tail,
+            "confusion_url": f"/admin/models/{row.version}/confusion.png" if confusion else None,
+            "activations": activations(session, row.version)}

@@ -1,0 +1,169 @@
+"""The support leads' console: pages, and the models API (train, progress, registry, activate, roll back).
+
+The NLU inbox API is in :mod:`bot.web.admin_inbox`, analytics in :mod:`bot.web.admin_analytics`; every
+route is for the lead role. Training runs in its own process (:mod:`bot.training.jobs`), so the gateway
+only starts it and reads its progress from the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from bot.auth.sessions import AuthSession
+from bot.auth.web import current_session, require_role
+from bot.clock import utcnow
+from bot.config import Settings
+from bot.db import session_scope
+from bot.training import activation, jobs, registry
+from bot.training.models import ModelVersion
+from bot.training.workspace import Workspace
+from bot.web.agent import _secure_headers
+
+STATIC = Path(__file__).resolve().parent / "static"
+ASSETS = {"admin.js": "application/javascript", "admin.css": "text/css",
+          "analytics.js": "application/javascript", "analytics.css": "text/css"}
+
+router = APIRouter(include_in_schema=False)
+Lead = Annotated[AuthSession, Depends(require_role("lead"))]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def console_page(request: Request, page: str, path: str) -> Response:
+    """An HTML page of the console: login first, and leads only."""
+    auth = await current_session(request)
+    if auth is None:
+        return RedirectResponse(f"/agent/login?next={path}", status_code=303)
+    if not auth.user.has_role("lead"):
+        raise HTTPException(403, {"error": "forbidden", "message": "The console is for support leads."})
+    return _secure_headers(FileResponse(STATIC / page, media_type="text/html"), request)
+
+
+@router.get("/admin")
+async def admin_page(request: Request) -> Response:
+    return await console_page(request, "admin.html", "/admin")
+
+
+@router.get("/admin/static/{name}")
+async def admin_asset(name: str) -> FileResponse:
+    media = ASSETS.get(name)
+    if media is None or not (STATIC / name).exists():
+        raise HTTPException(404, "Not Found")
+    return FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "no-cache"})
+
+
+# --------------------------------------------------------------------------- models
+
+
+class TrainRequest(BaseModel):
+    note: str = Field(default="", max_length=2000)
+
+
+class ActivateRequest(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> HTTPException:
+    return HTTPException(status, {"error": code, "message": message, **extra})
+
+
+def _models(settings: Settings) -> dict[str, Any]:
+    with session_scope(settings.database_url) as session:
+        now = utcnow()
+        registry.reap_stale(session, now)
+        registry.ensure_baseline(session, Workspace.from_settings(settings), now)
+        rows = list(session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())))
+        active = next((r.version for r in rows if r.active), None)
+        running = next((r.version for r in rows if r.running), None)
+        return {"versions": [registry.summary(r) for r in rows], "active": active, "running": running,
+                "gate": {"max_macro_f1_drop": settings.gate_max_macro_f1_drop,
+                         "max_intent_f1_drop": settings.gate_max_intent_f1_drop}}
+
+
+@router.get("/admin/api/models")
+async def models(request: Request, auth: Lead) -> dict[str, Any]:
+    settings = _settings(request)
+    answer = await asyncio.to_thread(_models, settings)
+    answer["serving"] = await asyncio.to_thread(activation.serving, settings.rasa_url, settings.rasa_token)
+    return answer
+
+
+@router.get("/admin/api/models/{version}")
+async def model_detail(request: Request, auth: Lead, version: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+    def read() -> dict[str, Any] | None:
+        with session_scope(_settings(request).database_url) as session:
+            row = registry.get_version(session, version)
+            return registry.detail(session, row) if row is not None else None
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        raise _error(404, "not_found", f"There is no model version {version}.")
+    return found
+
+
+@router.get("/admin/models/{version}/confusion.png")
+async def confusion_image(request: Request, auth: Lead, version: Annotated[int, PathParam(ge=1)]) -> FileResponse:
+    def read() -> str | None:
+        with session_scope(_settings(request).database_url) as session:
+            row = registry.get_version(session, version)
+            return (row.metrics or {}).get("confusion_png") if row is not None else None
+
+    path = await asyncio.to_thread(read)
+    if not path or not Path(path).exists():
+        raise _error(404, "not_found", f"Version {version} has no confusion matrix.")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/admin/api/models/train", status_code=202)
+async def train(request: Request, auth: Lead, body: TrainRequest) -> dict[str, Any]:
+    settings = _settings(request)
+    workspace = Workspace.from_settings(settings)
+
+    def begin() -> int:
+        with session_scope(settings.database_url) as session:
+            row = jobs.start(session, workspace, user_id=auth.user.id,
+                             author=auth.user.name, note=body.note)
+            return row.version
+
+    try:
+        version = await asyncio.to_thread(begin)
+    except jobs.TrainingBusy as exc:
+        raise _error(409, "busy", str(exc), running=exc.version) from exc
+    try:
+        await asyncio.to_thread(jobs.launch, version, workspace)
+    except OSError as exc:
+        problem = f"could not start the job: {exc}"
+
+        def fail() -> None:
+            with session_scope(settings.database_url) as session:
+                row = registry.get_version(session, version)
+                if row is not None:
+                    row.state, row.running, row.error = "failed", None, problem
+
+        await asyncio.to_thread(fail)
+        raise _error(500, "launch_failed", f"The training could not be started: {exc}") from exc
+    return {"version": version}
+
+
+@router.post("/admin/api/models/{version}/activate")
+async def activate(request: Request, auth: Lead, version: Annotated[int, PathParam(ge=1)],
+                   body: ActivateRequest) -> dict[str, Any]:
+    settings = _settings(request)
+    try:
+        done = await asyncio.to_thread(
+            activation.activate, version, rasa_url=settings.rasa_url, user_id=auth.user.id,
+            author=auth.user.name, reason=body.reason, token=settings.rasa_token,
+            database_url=settings.database_url)
+    except activation.ActivationError as exc:
+        raise _error(exc.status, exc.code, exc.message, reasons=exc.reasons) from exc
+    return {"active": done.version, "previous": done.previous, "kind": done.kind}
