@@ -33,6 +33,8 @@ if os.environ.get("SHOP_TEST_DATABASE", "sqlite") == "postgres":
 elif os.environ.get("SHOP_TEST_DATABASE", "sqlite") != "sqlite":
     raise RuntimeError("SHOP_TEST_DATABASE must be sqlite or postgres")
 os.environ["SHOP_MODELS_DIR"] = str(_TMP / "models")
+# Console trainings read and write a copy of the training inputs, never the repository's data/ and tests/.
+os.environ["SHOP_TRAINING_ROOT"] = str(_TMP / "training-root")
 os.environ["SHOP_DEMO_PRODUCTS"] = "600"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -57,8 +59,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _PG_SERVER.stop()
 
 
+def copy_training_inputs(target: Path) -> Path:
+    """config.yml, domain.yml, data/{nlu,stories,rules} and tests/nlu_test.yml, as a console training reads them."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.yml", "domain.yml"):
+        shutil.copy2(ROOT / name, target / name)
+    for name in ("nlu", "stories", "rules"):
+        shutil.copytree(ROOT / "data" / name, target / "data" / name, dirs_exist_ok=True)
+    (target / "tests").mkdir(exist_ok=True)
+    if (ROOT / "tests" / "nlu_test.yml").exists():
+        shutil.copy2(ROOT / "tests" / "nlu_test.yml", target / "tests" / "nlu_test.yml")
+    return target
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Load the test catalog before test modules import ``actions`` (which builds the index)."""
+    copy_training_inputs(Path(os.environ["SHOP_TRAINING_ROOT"]))
     from bot.catalog import demo
     from bot.catalog.store import product_count, upsert_products
     from bot.db import migrate, session_scope

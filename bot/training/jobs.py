@@ -162,6 +162,7 @@ def _train(workspace: Workspace, version: int, domain: Path, extra_data: list[Pa
            "--out", str(archive.parent), "--config", str(workspace.config), "--domain", str(domain),
            "--data", *(str(p) for p in [*workspace.data_dirs, *extra_data] if p.exists())]
     span, stage = (0.0, 0.05), "preparing"
+    archive.parent.mkdir(parents=True, exist_ok=True)
     with (workspace.version_dir(version) / "train.log").open("wb") as sink:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=rasa_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10))

@@ -1,0 +1,217 @@
+"""Scoring on the held-out set, the gate, the registry, one-job-at-a-time and activation rules.
+
+Each test uses its own SQLite database; the full train → evaluate → activate path with the real Rasa
+server is in tests/test_console_e2e.py.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import utcnow
+from bot.db import get_engine, migrate
+from bot.training import activation, gate, jobs, registry
+from bot.training.evaluation import Prediction, changed_predictions, score
+from bot.training.models import FAILED, READY, ModelActivation, ModelVersion
+from bot.training.workspace import Workspace
+from tests.conftest import free_port
+
+P = Prediction
+
+
+def test_scores_are_counted_over_the_test_sets_intents() -> None:
+    # greet: 3 true, 2 right; bye: 2 true, 1 right; one greet predicted as nlu_fallback, one bye as greet.
+    predictions = [P("hi", "greet", "greet", 0.9), P("hello", "greet", "greet", 0.8),
+                   P("yo", "greet", "nlu_fallback", 0.4), P("bye", "bye", "bye", 0.9), P("ciao", "bye", "greet", 0.5)]
+    scores = score(predictions)
+    assert scores.accuracy == 0.6
+    # greet: precision 2/3, recall 2/3 -> F1 0.6667; bye: precision 1/1, recall 1/2 -> F1 0.6667
+    assert scores.per_intent["greet"] == {"f1": 0.6667, "precision": 0.6667, "recall": 0.6667, "support": 3}
+    assert scores.per_intent["bye"]["f1"] == 0.6667
+    assert "nlu_fallback" not in scores.per_intent  # a label the test set lacks adds no zero-F1 intent
+    assert scores.macro_f1 == 0.6667
+    assert scores.examples == 5
+
+
+def test_changed_predictions_list_fixes_and_regressions() -> None:
+    before = [P("yo", "greet", "nlu_fallback", 0.4), P("hi", "greet", "greet", 0.9), P("ciao", "bye", "bye", 0.8)]
+    after = [P("yo", "greet", "greet", 0.7), P("hi", "greet", "greet", 0.9), P("ciao", "bye", "greet", 0.6)]
+    changed = changed_predictions(before, after)
+    assert changed == [
+        {"text": "ciao", "expected": "bye", "before": "bye", "after": "greet", "fixed": False},
+        {"text": "yo", "expected": "greet", "before": "nlu_fallback", "after": "greet", "fixed": True},
+    ]
+
+
+LIMITS = gate.GateLimits(max_macro_f1_drop=0.005, max_intent_f1_drop=0.05)
+
+
+def _metrics(macro: float, **intents: float) -> dict:
+    return {"macro_f1": macro, "per_intent": {k: {"f1": v, "support": 10} for k, v in intents.items()}}
+
+
+def test_gate_passes_an_equal_or_better_model() -> None:
+    assert gate.check(_metrics(0.90, a=0.9, b=0.9), _metrics(0.90, a=0.9, b=0.9), LIMITS)["passed"]
+    assert gate.check(_metrics(0.95, a=1.0, b=0.9), _metrics(0.90, a=0.9, b=0.9), LIMITS)["passed"]
+    # drops exactly at the limits pass: 0.5 points of macro-F1, 5 points of one intent
+    assert gate.check(_metrics(0.895, a=0.85, b=0.94), _metrics(0.90, a=0.9, b=0.9), LIMITS)["passed"]
+
+
+def test_gate_refuses_a_macro_f1_drop_over_half_a_point() -> None:
+    verdict = gate.check(_metrics(0.894, a=0.9, b=0.888), _metrics(0.90, a=0.9, b=0.9), LIMITS)
+    assert not verdict["passed"]
+    assert verdict["reasons"] == ["Macro-F1 falls 0.6 points (90.0 → 89.4); at most 0.5 is allowed."]
+
+
+def test_gate_refuses_one_intent_falling_more_than_five_points() -> None:
+    verdict = gate.check(_metrics(0.90, a=0.84, b=0.96), _metrics(0.90, a=0.9, b=0.9), LIMITS)
+    assert not verdict["passed"]
+    assert verdict["reasons"] == ["F1 of intent 'a' falls 6.0 points (90.0 → 84.0); at most 5.0 is allowed."]
+
+
+def test_gate_without_a_baseline_passes_and_says_why() -> None:
+    verdict = gate.check(_metrics(0.5, a=0.5), None, LIMITS)
+    assert verdict["passed"] and "nothing to compare" in verdict["reasons"][0]
+
+
+# --------------------------------------------------------------------------- registry and jobs
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> tuple[str, Workspace]:
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    migrate(url)
+    return url, Workspace(root=tmp_path / "root", versions_dir=tmp_path / "versions")
+
+
+def _session(url: str) -> Session:
+    return Session(get_engine(url), expire_on_commit=False)
+
+
+def _ready(session: Session, workspace: Workspace, version: int, *, active: bool = False,
+           gate_result: dict | None = None) -> ModelVersion:
+    archive = workspace.archive(version)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_bytes(b"not a real model")
+    row = ModelVersion(version=version, path=str(archive), state=READY, created_at=utcnow(), created_by_name="t",
+                       gate=gate_result or {"passed": True, "reasons": []}, active=active)
+    session.add(row)
+    session.commit()
+    return row
+
+
+def test_only_one_training_job_at_a_time(fresh: tuple[str, Workspace]) -> None:
+    url, workspace = fresh
+    with _session(url) as session:
+        first = jobs.start(session, workspace, user_id=None, author="lead", note="first")
+        session.commit()
+        with pytest.raises(jobs.TrainingBusy) as busy:
+            jobs.start(session, workspace, user_id=None, author="lead", note="second")
+        assert busy.value.version == first.version
+        session.rollback()
+    # the database itself refuses a second running row, whoever writes it
+    with _session(url) as session:
+        session.add(ModelVersion(version=99, state="queued", running=True, created_at=utcnow()))
+        with pytest.raises(Exception, match="UNIQUE"):
+            session.commit()
+
+
+def test_a_job_whose_heartbeat_stopped_is_failed_and_frees_the_slot(fresh: tuple[str, Workspace]) -> None:
+    url, workspace = fresh
+    with _session(url) as session:
+        row = jobs.start(session, workspace, user_id=None, author="lead", now=utcnow() - timedelta(minutes=10))
+        session.commit()
+        again = jobs.start(session, workspace, user_id=None, author="lead")
+        session.commit()
+        session.refresh(row)
+        assert row.state == FAILED and row.running is None and "stopped unexpectedly" in row.error
+        assert again.version == row.version + 1 and again.running
+
+
+def test_the_make_model_archive_becomes_version_one(fresh: tuple[str, Workspace],
+                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url, workspace = fresh
+    built = tmp_path / "rasa"
+    built.mkdir()
+    (built / "shop.tar.gz").write_bytes(b"archive bytes")
+    (built / "fingerprint.txt").write_text("abc123\n")
+    monkeypatch.setenv("SHOP_RASA_MODEL_DIR", str(built))
+    with _session(url) as session:
+        row = registry.ensure_baseline(session, workspace, utcnow())
+        session.commit()
+        assert row is not None and row.version == 1 and row.active and row.data_fingerprint == "abc123"
+        assert Path(row.path).read_bytes() == b"archive bytes" and Path(row.path).parent == workspace.version_dir(1)
+        assert registry.ensure_baseline(session, workspace, utcnow()) is None  # only into an empty registry
+        kinds = session.scalars(select(ModelActivation.kind)).all()
+        assert kinds == ["baseline"]
+
+
+def test_activation_rules(fresh: tuple[str, Workspace]) -> None:
+    url, workspace = fresh
+    with _session(url) as session:
+        _ready(session, workspace, 1, active=True)
+        _ready(session, workspace, 2, gate_result={"passed": False, "reasons": ["Macro-F1 falls 2.0 points"]})
+        _ready(session, workspace, 3)
+        session.add(ModelVersion(version=4, state="training", running=True, created_at=utcnow()))
+        session.commit()
+        with pytest.raises(activation.ActivationError) as refused:
+            activation._plan(session, 2, reason="")
+        assert refused.value.code == "gate_failed" and refused.value.reasons == ["Macro-F1 falls 2.0 points"]
+        assert activation._plan(session, 2, reason="seasonal wording, checked by hand")[1] == "override"
+        assert activation._plan(session, 3, reason="")[1] == "activate"
+        with pytest.raises(activation.ActivationError, match="already active"):
+            activation._plan(session, 1, reason="")
+        with pytest.raises(activation.ActivationError, match="is training"):
+            activation._plan(session, 4, reason="")
+        with pytest.raises(activation.ActivationError, match="no model version 7"):
+            activation._plan(session, 7, reason="")
+        row3 = registry.get_version(session, 3)
+        assert row3 is not None
+        registry.mark_active(session, row3, kind="activate", author="lead", user_id=None, reason="", now=utcnow())
+        session.commit()
+        with pytest.raises(activation.ActivationError, match="needs a reason"):
+            activation._plan(session, 1, reason="")
+        assert activation._plan(session, 1, reason="v3 confuses refunds")[1] == "rollback"
+
+
+def test_nothing_changes_when_rasa_cannot_load_the_model(fresh: tuple[str, Workspace]) -> None:
+    url, workspace = fresh
+    with _session(url) as session:
+        _ready(session, workspace, 1, active=True)
+        _ready(session, workspace, 2)
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(activation.ActivationError) as failed:
+        activation.activate(2, rasa_url=closed, user_id=None, author="lead", database_url=url)
+    assert failed.value.code == "rasa_unreachable" and "nothing was changed" in failed.value.message
+    with _session(url) as session:
+        assert registry.active_version(session).version == 1  # type: ignore[union-attr]
+        assert session.scalars(select(ModelActivation)).all() == []
+
+
+def test_overlay_teaches_new_intents_an_honest_answer(tmp_path: Path) -> None:
+    import yaml
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "domain.yml").write_text('version: "3.1"\nintents:\n  - greet\n')
+    workspace = Workspace(root=root, versions_dir=tmp_path / "versions")
+    domain, rules = jobs._overlay(workspace, 5, ["gift_wrapping"])
+    assert sorted(p.name for p in domain.iterdir()) == ["domain.yml", "lead_intents.yml"]
+    extra = yaml.safe_load((domain / "lead_intents.yml").read_text())
+    assert extra["intents"] == ["gift_wrapping"] and jobs.NEW_INTENT_REPLY in extra["responses"]
+    rule = yaml.safe_load((rules[0] / "lead_intents.yml").read_text())["rules"][0]
+    assert rule["steps"] == [{"intent": "gift_wrapping"}, {"action": jobs.NEW_INTENT_REPLY}]
+    assert jobs._overlay(workspace, 6, []) == (workspace.domain, [])
+
+
+def test_progress_lines_are_understood() -> None:
+    assert jobs.EPOCHS.search("Epochs:  45%|████      | 36/80 [01:10<01:20, t_loss=3.1]").group(1) == "45"
+    found = jobs.COMPONENT.search("INFO rasa.engine.training.hooks - Starting to train component 'DIETClassifier'.")
+    assert found and found.group(2) == "DIETClassifier"
+    assert os.environ.get("SHOP_MODELS_DIR")  # tests never write versions into the project's models/
