@@ -72,10 +72,15 @@ def _entities(line: CartLine, **extra: Any) -> dict[str, Any]:
             **({"color": line.color} if line.color else {}), **extra}
 
 
-def cart_card(summary: CartSummary, key: str) -> dict[str, Any]:
-    """The widget's cart card: lines with their buttons, totals, shipping and the checkout link."""
+def cart_card(summary: CartSummary, key: str, added: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The widget's cart card: lines with their buttons, totals, shipping and the checkout link.
+
+    ``added`` (``{"product_id", "quantity"}``) marks the card that follows a successful add, so analytics
+    can count add-to-carts from the stored bot event.
+    """
     return {
         "type": "cart",
+        **({"added": added} if added else {}),
         "item_count": summary.item_count,
         "currency": summary.currency,
         "total": summary.total,
@@ -110,8 +115,9 @@ def cart_card(summary: CartSummary, key: str) -> dict[str, Any]:
     }
 
 
-def _show_cart(dispatcher: CollectingDispatcher, text: str, summary: CartSummary, key: str) -> None:
-    dispatcher.utter_message(text=text, json_message=cart_card(summary, key))
+def _show_cart(dispatcher: CollectingDispatcher, text: str, summary: CartSummary, key: str,
+               added: dict[str, Any] | None = None) -> None:
+    dispatcher.utter_message(text=text, json_message=cart_card(summary, key, added))
 
 
 def _summary(key: str) -> CartSummary:
@@ -237,7 +243,7 @@ class ActionAddToCart(Action):
         variant = ", ".join(p for p in [f"size {size}" if size else "", color] if p)
         _show_cart(dispatcher, f"Added {quantity} x {product.title}{f' ({variant})' if variant else ''} to your cart. "
                                f"Your cart: {_count(summary)}, {money(summary.total, summary.currency)}.",
-                   summary, key)
+                   summary, key, added={"product_id": product.id, "quantity": quantity})
         return focus
 
     @staticmethod

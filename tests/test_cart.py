@@ -229,6 +229,7 @@ def test_add_asks_for_the_color_then_shows_the_cart_card(two_tone: int) -> None:
     assert messages[0]["text"].startswith("Added 1 x Two-Tone Test Scarf (Teal) to your cart.")
     card = cart_card(messages)
     assert card["item_count"] == 1 and card["total"] == 18.0 and card["total_label"] == "$18.00"
+    assert card["added"] == {"product_id": two_tone, "quantity": 1}  # what analytics counts as an add-to-cart
     [line] = card["lines"]
     assert (line["title"], line["color"], line["quantity"], line["variant"]) == ("Two-Tone Test Scarf", "Teal", 1,
                                                                                   "Teal")
@@ -237,6 +238,9 @@ def test_add_asks_for_the_color_then_shows_the_cart_card(two_tone: int) -> None:
     # "in teal" in the shopper's own words picks the color too; a color it doesn't come in is refused
     messages, _ = run(ActionAddToCart(), tracker("add 2 of those in teal", "add_to_cart", sender, entities=product))
     assert cart_card(messages)["lines"][0]["quantity"] == 3
+    assert cart_card(messages)["added"] == {"product_id": two_tone, "quantity": 2}
+    messages, _ = run(ActionViewCart(), tracker("show my cart", "view_cart", sender))
+    assert "added" not in cart_card(messages)  # only a successful add is marked
     color = [*product, {"entity": "color", "value": "purple"}]
     messages, _ = run(ActionAddToCart(), tracker("add it in purple", "add_to_cart", sender, entities=color))
     assert "doesn't come in purple" in messages[0]["text"] and len(messages[0]["buttons"]) == 2
