@@ -37,6 +37,7 @@ from bot.shop.identity import InvalidToken, issue_token, jwt_secret, verify_toke
 from bot.web import pages
 from bot.web.admin import router as admin_router
 from bot.web.admin_analytics import router as analytics_router
+from bot.web.admin_inbox import router as admin_inbox_router
 from bot.web.agent import Inbox, LoginThrottle
 from bot.web.agent import router as agent_router
 from bot.web.hub import Hub, conversation_topic
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agent_router)
     app.include_router(admin_router)
     app.include_router(analytics_router)
+    app.include_router(admin_inbox_router)
     segments = SegmentCache()
 
     def read_segment(customer_id: int) -> str | None:
