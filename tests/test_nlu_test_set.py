@@ -1,7 +1,7 @@
 """The held-out NLU test set (tests/nlu_test.yml) that console trainings are evaluated and gated on.
 
 It must stay apart from the training data (no test text in data/nlu, compared as the console's group keys
-compare them), cover every intent that has training data with at least 10 hand-written messages, use only
+compare them), cover every intent that has training data with at least 25 hand-written messages, use only
 intents and entities of the domain (catalog facets with catalog values), end its curated part with the
 marker line below which the console export writes, and load with Rasa's own loader (Rasa venv subprocess).
 """
@@ -27,7 +27,7 @@ NLU_DIR = ROOT / "data" / "nlu"
 DOMAIN = ROOT / "domain.yml"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 MARKER = "# --- added by support leads in the console (generated below this line) ---"
-MIN_PER_INTENT = 10
+MIN_PER_INTENT = 25  # one changed prediction then moves an intent's F1 by ~2-4 points, below the 5-point gate
 # Entities whose values come from the catalog (data/nlu/lookups.yml).
 CATALOG_ENTITIES = ("brand", "color", "category", "material", "gender")
 
@@ -113,7 +113,7 @@ def test_marker_line_ends_the_curated_part() -> None:
     assert read_examples(curated_part()), "the hand-curated part above the marker is empty"
 
 
-def test_every_intent_with_training_data_has_ten_test_messages() -> None:
+def test_every_intent_with_training_data_has_enough_test_messages() -> None:
     trained = Counter(ex.intent for ex in training_examples())
     tested = Counter(ex.intent for ex in read_examples(curated_part()))
     short = {intent: tested[intent] for intent in trained if tested[intent] < MIN_PER_INTENT}
