@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     training_root: Path = Field(
         default=PROJECT_ROOT,
         description="Folder with config.yml, domain.yml, data/ and tests/nlu_test.yml that console trainings use.")
+    finetune_epoch_fraction: float = Field(
+        default=0.2, gt=0, le=1,
+        description="Console trainings fine-tune the active model with this share of the configured epochs "
+                    "(Rasa's incremental training); 1 and `from scratch` train anew.")
+    gate_intent_alpha: float = Field(
+        default=0.05, gt=0, le=1,
+        description="An intent's F1 drop refuses a model only when a sign test over its changed test messages "
+                    "gives p at most this (1: any drop over the limit refuses).")
     rasa_token: str = Field(default="", description="Token for Rasa's HTTP API (`rasa run --auth-token`).")
 
     @field_validator("helpdesk_webhooks")

@@ -77,7 +77,34 @@ def test_gate_refuses_one_intent_falling_more_than_five_points() -> None:
 
 def test_gate_without_a_baseline_passes_and_says_why() -> None:
     verdict = gate.check(_metrics(0.5, a=0.5), None, LIMITS)
-    assert verdict["passed"] and "nothing to compare" in verdict["reasons"][0]
+    assert verdict["passed"] and "nothing to compare" in verdict["notes"][0]
+
+
+def test_sign_test_and_the_messages_behind_an_intents_drop() -> None:
+    assert gate.sign_test(0, 0) == 1.0
+    assert gate.sign_test(3, 0) == 0.25  # 2 * (1/8)
+    assert round(gate.sign_test(6, 0), 4) == 0.0312
+    assert round(gate.sign_test(5, 1), 4) == 0.2188  # 2 * (1 + 6) / 64
+    changed = [
+        {"text": "1", "expected": "a", "before": "a", "after": "b", "fixed": False},  # a: recall lost
+        {"text": "2", "expected": "c", "before": "c", "after": "a", "fixed": False},  # a: false positive
+        {"text": "3", "expected": "a", "before": "c", "after": "a", "fixed": True},   # a: fixed
+        {"text": "4", "expected": "c", "before": "b", "after": "d", "fixed": False},  # not about a
+    ]
+    assert gate.intent_changes("a", changed) == (2, 1)
+    assert gate.intent_changes("b", changed) == (1, 1)
+
+
+def test_an_intents_drop_refuses_only_beyond_retraining_noise() -> None:
+    base, new = _metrics(0.90, a=0.9, b=0.9), _metrics(0.90, a=0.8, b=1.0)
+    few = [{"text": str(i), "expected": "a", "before": "a", "after": "b", "fixed": False} for i in range(3)]
+    noisy = gate.check(new, base, LIMITS, few)
+    assert noisy["passed"] and "3 test messages worse, 0 better, sign test p = 0.25" in noisy["notes"][0]
+    many = [{"text": str(i), "expected": "a", "before": "a", "after": "b", "fixed": False} for i in range(6)]
+    real = gate.check(new, base, LIMITS, many)
+    assert not real["passed"] and "6 test messages worse, 0 better, sign test p = 0.03" in real["reasons"][0]
+    literal = gate.check(new, base, gate.GateLimits(intent_alpha=1.0), few)
+    assert not literal["passed"]  # alpha 1: any drop over the limit refuses
 
 
 # --------------------------------------------------------------------------- registry and jobs

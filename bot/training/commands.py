@@ -62,6 +62,7 @@ def model_train(
     note: Annotated[str, typer.Option(help="what changed, shown in the registry")] = "",
     activate: Annotated[bool, typer.Option(help="activate the new model when it passes the gate")] = False,
     wait: Annotated[bool, typer.Option(help="wait for the job and print its result")] = True,
+    from_scratch: Annotated[bool, typer.Option(help="train anew instead of fine-tuning the active model")] = False,
 ) -> None:
     """Export the leads' labels, train a new versioned model in the background and evaluate it (gate)."""
     from rich.progress import BarColumn, Progress, TextColumn
@@ -73,7 +74,8 @@ def model_train(
     workspace = _workspace()
     try:
         with session_scope() as session:
-            row = jobs.start(session, workspace, user_id=None, author=f"{getpass.getuser()} (command line)", note=note)
+            row = jobs.start(session, workspace, user_id=None, author=f"{getpass.getuser()} (command line)", note=note,
+                             from_scratch=from_scratch)
             version = row.version
     except jobs.TrainingBusy as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -53,7 +53,7 @@ class TrainingBusy(Exception):
 
 
 def start(session: Session, workspace: Workspace, *, user_id: int | None, author: str, note: str = "",
-          now: datetime | None = None) -> ModelVersion:
+          from_scratch: bool = False, now: datetime | None = None) -> ModelVersion:
     """Creates the job's row (queued); :func:`launch` starts its process."""
     now = now or utcnow()
     registry.reap_stale(session, now)
@@ -63,7 +63,7 @@ def start(session: Session, workspace: Workspace, *, user_id: int | None, author
         raise TrainingBusy(busy.version)
     row = ModelVersion(version=registry.next_version(session), state=QUEUED, running=True, stage="waiting to start",
                        created_at=now, heartbeat_at=now, created_by=user_id, created_by_name=author,
-                       note=note.strip()[:2000])
+                       note=note.strip()[:2000], from_scratch=from_scratch)
     try:
         with session.begin_nested():
             session.add(row)
@@ -156,14 +156,19 @@ def _overlay(workspace: Workspace, version: int, new_intents: list[str]) -> tupl
     return folder / "domain", [folder / "rules"]
 
 
-def _train(workspace: Workspace, version: int, domain: Path, extra_data: list[Path], progress: _Progress) -> Path:
+def _train(workspace: Workspace, version: int, domain: Path, extra_data: list[Path], progress: _Progress,
+           finetune: tuple[Path, float] | None = None) -> Path:
+    """``rasa train`` into the version's folder; with ``finetune`` (archive, epoch fraction) it continues
+    from that model (Rasa's incremental training), which is faster and changes fewer predictions."""
     archive = workspace.archive(version)
     cmd = [str(rasa_executable()), "train", "--fixed-model-name", archive.name.removesuffix(".tar.gz"),
            "--out", str(archive.parent), "--config", str(workspace.config), "--domain", str(domain),
            "--data", *(str(p) for p in [*workspace.data_dirs, *extra_data] if p.exists())]
+    if finetune is not None:
+        cmd += ["--finetune", str(finetune[0]), "--epoch-fraction", str(finetune[1])]
     span, stage = (0.0, 0.05), "preparing"
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with (workspace.version_dir(version) / "train.log").open("wb") as sink:
+    with (workspace.version_dir(version) / "train.log").open("ab") as sink:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=rasa_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10))
         assert proc.stdout is not None
@@ -197,6 +202,20 @@ def _train(workspace: Workspace, version: int, domain: Path, extra_data: list[Pa
     return archive
 
 
+def _train_version(workspace: Workspace, version: int, domain: Path, extra: list[Path], progress: _Progress,
+                   base: tuple[int, Path] | None, fraction: float, from_scratch: bool) -> tuple[Path, str]:
+    """Fine-tunes the active model when possible, else trains from scratch; returns (archive, how)."""
+    if base is not None and not from_scratch and fraction < 1 and base[1].exists():
+        try:
+            archive = _train(workspace, version, domain, extra, progress, finetune=(base[1], fraction))
+            return archive, f"fine-tuned from version {base[0]} ({fraction:g} of the epochs)"
+        except RuntimeError:
+            # Rasa refuses to fine-tune across a changed config or new labels (intents, entities, actions)
+            progress.lines.append(f"fine-tuning version {base[0]} was not possible; training from scratch")
+            progress.update("training from scratch", 0.05, force=True)
+    return _train(workspace, version, domain, extra, progress), "trained from scratch"
+
+
 def _evaluate(workspace: Workspace, row_version: int, archive: Path, test_fp: str
               ) -> tuple[evaluation.Scores, list[evaluation.Prediction], Path]:
     out = workspace.evaluation_dir(row_version, test_fp)
@@ -212,7 +231,8 @@ def run_job(version: int, settings: Settings | None = None,
     """The job's work, in the job's process. Ends in state ``ready`` (with metrics and gate) or ``failed``."""
     settings = settings or get_settings()
     workspace = Workspace.from_settings(settings)
-    limits = gate.GateLimits(settings.gate_max_macro_f1_drop, settings.gate_max_intent_f1_drop)
+    limits = gate.GateLimits(settings.gate_max_macro_f1_drop, settings.gate_max_intent_f1_drop,
+                             settings.gate_intent_alpha)
     if export is None:
         from bot.training.inbox import export_labels as export
     with session_scope() as session:
@@ -220,6 +240,9 @@ def run_job(version: int, settings: Settings | None = None,
         if row is None or not row.running:
             raise ValueError(f"version {version} is not a queued training job")
         row.pid, row.state, row.heartbeat_at = os.getpid(), TRAINING, utcnow()
+        from_scratch = row.from_scratch
+        active = registry.active_version(session)
+        base = (active.version, Path(active.path)) if active is not None and active.path else None
     with _Progress(version) as progress:
         try:
             progress.update("exporting the leads' labels", 0.01, force=True)
@@ -233,24 +256,23 @@ def run_job(version: int, settings: Settings | None = None,
             progress.update("training", 0.02, force=True, examples=int(exported.train_examples),
                             data_fingerprint=data_fp)
             domain, extra = _overlay(workspace, version, new_intents)
-            archive = _train(workspace, version, domain, extra, progress)
+            archive, how = _train_version(workspace, version, domain, extra, progress, base,
+                                          settings.finetune_epoch_fraction, from_scratch)
+            progress.lines.append(how)
             progress.update("evaluating on the test set", EVALUATION_SPAN[0], force=True, path=str(archive),
                             state=EVALUATING)
             test_fp = evaluation.file_fingerprint(workspace.test_set)
             scores, predictions, out = _evaluate(workspace, version, archive, test_fp)
-            metrics = {**scores.as_dict(), "test_fingerprint": test_fp,
+            metrics = {**scores.as_dict(), "test_fingerprint": test_fp, "training": how,
                        "confusion_png": str(out / evaluation.CONFUSION_PNG)
                        if (out / evaluation.CONFUSION_PNG).exists() else None}
             baseline_version, baseline_metrics, changed = None, {}, []
-            with session_scope() as session:
-                active = registry.active_version(session)
-                base = (active.version, Path(active.path)) if active is not None and active.path else None
             if base is not None and base[1].exists():
                 progress.update(f"evaluating the active model (version {base[0]})", 0.93, force=True)
                 base_scores, base_predictions, _ = _evaluate(workspace, base[0], base[1], test_fp)
                 baseline_version, baseline_metrics = base[0], {**base_scores.as_dict(), "test_fingerprint": test_fp}
                 changed = evaluation.changed_predictions(base_predictions, predictions)
-            verdict = gate.check(metrics, baseline_metrics or None, limits)
+            verdict = gate.check(metrics, baseline_metrics or None, limits, changed)
             progress.lines.append(f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}; gate "
                                   f"{'passed' if verdict['passed'] else 'refused'}")
             progress.update("ready", 1.0, force=True, state=READY, running=None, finished_at=utcnow(),

@@ -106,6 +106,7 @@ class ModelVersion(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     created_by_name: Mapped[str] = mapped_column(String(120), default="")
     note: Mapped[str] = mapped_column(Text, default="")
+    from_scratch: Mapped[bool] = mapped_column(Boolean, default=False)  # else fine-tune the active model
     data_fingerprint: Mapped[str] = mapped_column(String(64), default="")
     test_fingerprint: Mapped[str] = mapped_column(String(64), default="")
     examples: Mapped[int] = mapped_column(Integer, default=0)  # lead-labelled training examples exported

@@ -127,6 +127,7 @@ def summary(row: ModelVersion) -> dict[str, Any]:
         "baseline_metrics": baseline, "gate": row.gate or {}, "active": row.active,
         "activated_at": iso(row.activated_at), "error": row.error, "path": row.path,
         "data_fingerprint": row.data_fingerprint, "test_fingerprint": row.test_fingerprint,
+        "training": (row.metrics or {}).get("training", "from scratch" if row.from_scratch else ""),
     }
 
 

@@ -67,6 +67,7 @@ async def admin_asset(name: str) -> FileResponse:
 
 class TrainRequest(BaseModel):
     note: str = Field(default="", max_length=2000)
+    from_scratch: bool = Field(default=False, description="Train anew instead of fine-tuning the active model.")
 
 
 class ActivateRequest(BaseModel):
@@ -87,7 +88,8 @@ def _models(settings: Settings) -> dict[str, Any]:
         running = next((r.version for r in rows if r.running), None)
         return {"versions": [registry.summary(r) for r in rows], "active": active, "running": running,
                 "gate": {"max_macro_f1_drop": settings.gate_max_macro_f1_drop,
-                         "max_intent_f1_drop": settings.gate_max_intent_f1_drop}}
+                         "max_intent_f1_drop": settings.gate_max_intent_f1_drop,
+                         "intent_alpha": settings.gate_intent_alpha}}
 
 
 @router.get("/admin/api/models")
@@ -132,7 +134,7 @@ async def train(request: Request, auth: Lead, body: TrainRequest) -> dict[str, A
     def begin() -> int:
         with session_scope(settings.database_url) as session:
             row = jobs.start(session, workspace, user_id=auth.user.id,
-                             author=auth.user.name, note=body.note)
+                             author=auth.user.name, note=body.note, from_scratch=body.from_scratch)
             return row.version
 
     try:

@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('created_by', sa.Integer(), nullable=True),
     sa.Column('created_by_name', sa.String(length=120), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('from_scratch', sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column('data_fingerprint', sa.String(length=64), nullable=False),
     sa.Column('test_fingerprint', sa.String(length=64), nullable=False),
     sa.Column('examples', sa.Integer(), nullable=False),

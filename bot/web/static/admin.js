@@ -960,8 +960,11 @@
     ev.preventDefault();
     clearError();
     $("train").disabled = true;
-    api("POST", "/admin/api/models/train", { note: $("train-note").value.trim() }).then(function (data) {
+    api("POST", "/admin/api/models/train", {
+      note: $("train-note").value.trim(), from_scratch: $("train-scratch").checked
+    }).then(function (data) {
       $("train-note").value = "";
+      $("train-scratch").checked = false;
       say("Training version " + data.version + " started. This page follows its progress.");
       return loadModels().then(function () { return openModel(data.version, false); });
     }).catch(function (err) {
