@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
 import time
 import uuid
@@ -45,9 +44,6 @@ from tests.conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "a long enough lead password"
 LEAD_NAME = "Lina Lead"
 WAIT_MS = 15000
@@ -58,17 +54,6 @@ WRAPPING = ["do you offer gift wrapping", "Do you offer gift wrapping?"]
 RED = "show me something in red for running"
 HOSTILE = '<img src=x onerror="window.__pwned=true"> this is useless'
 
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
 
 
 # --------------------------------------------------------------------------- the gateway, a tracker store

@@ -7,7 +7,6 @@ rates the chat, and the bot answers the next message again. Real Rasa, action se
 
 from __future__ import annotations
 
-import shutil
 import uuid
 
 import pytest
@@ -20,23 +19,9 @@ from bot.web.agent import BACK_WITH_BOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "a long enough agent password"
 WAIT_MS = 30000
 
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
 
 
 def test_shopper_is_handed_to_an_agent_and_back(stack, browser) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,6 @@
 """The lead console end to end, on the real stack (Rasa, action server, gateway), with no restart.
 
-1. The live bot misunderstands "do you ship to canada" (the fallback) while another shopper is in the
+1. The live bot misunderstands "can you ship stuff to canada" (low confidence) while another shopper is in the
    middle of the order-tracking form.
 2. A lead finds the messages in the NLU inbox (Chromium) and labels them ``delivery_options``.
 3. The lead starts a training in the console; the job fine-tunes the active model, evaluates it on the
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,25 +33,11 @@ from tests.test_order_chat import Chat
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.usefixtures("catalog")]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PASSWORD = "a long enough lead password"
-MISUNDERSTOOD = ["do you ship to canada", "do you send orders to canada"]
+MISUNDERSTOOD = ["can you ship stuff to canada", "do you send orders to canada"]  # not in the test set
 SHIPPING_ANSWER = "Here is how we can ship"
 JOB_TIMEOUT_S = 1800.0
 
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")

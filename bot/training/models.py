@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+import bot.auth.models  # noqa: F401  (the `users` table the foreign keys below point to)
 from bot.db import Base
 
 # nlu_messages.status

@@ -1004,6 +1004,7 @@
     if (typeof m.accuracy === "number") fact("Accuracy", num(m.accuracy) + (typeof b.accuracy === "number" ? " (" + signed(m.accuracy - b.accuracy) + ")" : ""));
     if (typeof m.macro_f1 === "number") fact("Macro-F1", num(m.macro_f1) + (typeof b.macro_f1 === "number" ? " (" + signed(m.macro_f1 - b.macro_f1) + ")" : ""));
     if (v.data_fingerprint) fact("Training data", "fingerprint " + String(v.data_fingerprint).slice(0, 12));
+    if (v.training) fact("Training", v.training);
     fact("Baseline", v.baseline_version !== null && v.baseline_version !== undefined ? "version " + v.baseline_version : "none (no live model when it was evaluated)");
     gateBox.appendChild(facts);
     if (v.gate && typeof v.gate.passed === "boolean") {
@@ -1016,6 +1017,12 @@
         testid(ul, "gate-reasons");
         v.gate.reasons.forEach(function (r) { ul.appendChild(el("li", null, r)); });
         gateBox.appendChild(ul);
+      }
+      if (v.gate.notes && v.gate.notes.length) {
+        var notes = el("ul", "plain-list muted");
+        testid(notes, "gate-notes");
+        v.gate.notes.forEach(function (r) { notes.appendChild(el("li", null, "Note: " + r)); });
+        gateBox.appendChild(notes);
       }
     }
     if (v.state === "failed" && v.error) gateBox.appendChild(testid(el("p", "verdict bad", "Training failed: " + v.error), "model-error"));
