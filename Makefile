@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup data model run test test-postgres lint bench-nlu compose-check clean
+.PHONY: setup data model run test test-postgres lint bench bench-nlu compose-check clean
 
 setup:  ## create/refresh both virtualenvs from the lock files (fast when nothing changed)
 	@scripts/setup.sh
@@ -35,11 +35,15 @@ test-postgres: setup model  ## only the shop's tests, on a throwaway PostgreSQL 
 lint: setup
 	@$(PY) -m ruff check bot actions tests rasa_addons
 
+bench: data model  ## every benchmark (search, ann, escalation, recommend, nlu, load) -> reports/benchmarks.md; BENCH_SKIP_NLU=1 skips the slow NLU cross-validation
+	@$(PY) scripts/benchmarks.py
+
 bench-nlu: setup  ## NLU cross-validation: intent accuracy and macro-F1 (prints JSON)
 	@$(PY) -m bot bench nlu --folds 3
 
-compose-check:  ## validate docker-compose.yml (needs docker compose or docker-compose)
-	@if docker compose version >/dev/null 2>&1; then docker compose config -q; else docker-compose config -q; fi && echo "docker-compose.yml is valid"
+compose-check:  ## validate docker-compose.yml (needs docker compose or docker-compose); placeholder secrets
+	@export POSTGRES_PASSWORD=check SHOP_RASA_TOKEN=check SHOP_JWT_SECRET=check; \
+	if docker compose version >/dev/null 2>&1; then docker compose config -q; else docker-compose config -q; fi && echo "docker-compose.yml is valid"
 
 clean:  ## remove generated data and models (keeps the virtualenvs)
 	rm -rf var models/rasa models/search results

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from bot.privacy.commands import privacy_app
 from bot.training.commands import model_app
 
 app = typer.Typer(help="shop-assistant command line", no_args_is_help=True, add_completion=False)
@@ -26,6 +27,7 @@ crm_app = typer.Typer(help="Customer profiles: RFM segment, lifetime value, pref
 app.add_typer(crm_app, name="crm")
 users_app = typer.Typer(help="Agent inbox accounts (agents and leads)", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(privacy_app, name="privacy")
 
 
 @app.command("migrate")
@@ -289,6 +291,41 @@ def bench_nlu(folds: int = 3, out: Path = Path("results/nlu-cv")) -> None:
     result = cross_validate(folds=folds, out=out)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
+
+
+@bench_app.command("load")
+def bench_load(
+    shoppers: Annotated[int, typer.Option(help="simulated shoppers chatting at once")] = 50,
+    minutes: Annotated[float, typer.Option(help="how long they chat (measured, after a short warm-up)")] = 5.0,
+    url: Annotated[str | None, typer.Option(help="gateway to load (default: start the stack on free ports, "
+                                                 "with the served model, and stop it afterwards)")] = None,
+    transport: Annotated[str, typer.Option(help="ws: the widget's websocket; http: POST /api/chat")] = "ws",
+    seed: int = 7,
+) -> None:
+    """Shoppers chat through the gateway (search, refine, order tracking, FAQ) with 1-3 s think time; prints
+    turn latency p50/p95/p99, throughput and errors per kind as one JSON line."""
+    from bot.config import get_settings
+    from bot.loadbench import run
+
+    model = None
+    if url is None and "RASA_MODEL" not in os.environ:
+        from bot.db import migrate, session_scope
+        from bot.training import registry
+
+        migrate()
+        with session_scope() as session:
+            model = registry.serving_model(session)  # what `serve` would run (None: models/rasa/shop.tar.gz)
+    elif url is None:
+        model = Path(os.environ["RASA_MODEL"])
+    try:
+        result = run(shoppers, minutes, url, transport, seed, get_settings().database_url, model)
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    if result["errors"]:
+        raise typer.Exit(1)
 
 
 @crm_app.command("show")

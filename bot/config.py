@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="SQLAlchemy URL of the shop and assistant database.",
     )
+    redis_url: str = Field(
+        default="", validation_alias="REDIS_URL",
+        description="Redis for Rasa's lock store and the gateways' shared pub/sub (empty: in process, one replica).")
     rasa_url: str = Field(default="http://127.0.0.1:5005", description="Rasa server base URL.")
     actions_url: str = Field(default="http://127.0.0.1:5055", description="Action server base URL.")
     gateway_host: str = "127.0.0.1"
@@ -108,7 +111,35 @@ class Settings(BaseSettings):
         default=0.05, gt=0, le=1,
         description="An intent's F1 drop refuses a model only when a sign test over its changed test messages "
                     "gives p at most this (1: any drop over the limit refuses).")
+    rasa_replicas: str = Field(
+        default="", description="Comma-separated base URLs of every Rasa server a model activation must reach "
+                                "(empty: SHOP_RASA_URL).")
     rasa_token: str = Field(default="", description="Token for Rasa's HTTP API (`rasa run --auth-token`).")
+    retention_days: int = Field(
+        default=365, ge=0,
+        description="`privacy retention` deletes conversations, unlabelled NLU inbox messages and resolved tickets "
+                    "older than this many days (0: keep forever).")
+    # Security (bot.web.security, bot.web.ratelimit, bot.production)
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="`production`: the gateway and action server refuse to start with the development JWT "
+                    "secret, an empty SHOP_RASA_TOKEN, demo mode or a SQLite DATABASE_URL.")
+    rate_limit_per_conversation: str = Field(
+        default="20/min burst 10", description="Chat messages per conversation, e.g. `20/min burst 10`; `off`.")
+    rate_limit_per_address: str = Field(
+        default="120/min burst 60", description="Chat messages per client address, e.g. `120/min burst 60`; `off`.")
+    rate_limit_exempt: str = Field(
+        default="", description="Client addresses or networks the chat limits skip (comma list, e.g. a load "
+                                "test driver: `127.0.0.1/32`).")
+    allowed_origins: str = Field(
+        default="", description="Pages that may open the shopper websocket (comma list of origins, `*`: any); "
+                                "empty: this host and SHOP_PUBLIC_URL only.")
+    max_chat_body_bytes: int = Field(
+        default=16_384, ge=1024, description="Largest request body of the chat API (`/api/...`); larger: 413.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body of any other endpoint; larger: 413.")
+    max_ws_frame_bytes: int = Field(
+        default=16_384, ge=1024, description="Largest websocket frame the chat reads; larger: an error frame.")
 
     @field_validator("helpdesk_webhooks")
     @classmethod
@@ -118,15 +149,29 @@ class Settings(BaseSettings):
             raise ValueError(f"helpdesk webhook names must be unique, got {names}")
         return value
 
+    @field_validator("rate_limit_per_conversation", "rate_limit_per_address")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from bot.web.ratelimit import Rule
+
+        Rule.parse(value)  # a clear error at start-up for "20 per minute" and the like
+        return value
+
     @property
     def search_index_dir(self) -> Path:
         return self.models_dir / "search"
+
+    @property
+    def rasa_servers(self) -> list[str]:
+        return [u.strip() for u in self.rasa_replicas.split(",") if u.strip()] or [self.rasa_url]
 
     @property
     def tracker_url(self) -> str:
         """SQLAlchemy URL of Rasa's tracker store (its ``events`` table)."""
         if self.tracker_store_url:
             return self.tracker_store_url
+        if not self.database_url.startswith("sqlite"):
+            return self.database_url  # production: Rasa's tracker store lives in the same database
         path = Path(self.tracker_db)
         return f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
 

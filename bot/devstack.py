@@ -72,11 +72,27 @@ class Stack:
         env.update(c.extra_env)
         return env
 
+    @property
+    def endpoints_file(self) -> Path:
+        return Path(self.config.tracker_db).parent / f"endpoints-{self.config.rasa_port}.yml"
+
+    def write_endpoints(self) -> Path:
+        """Rasa's endpoints for the engines in ``DATABASE_URL`` / ``REDIS_URL`` (bot.rasa_endpoints)."""
+        from bot import rasa_endpoints
+
+        env = self._env()
+        default_db = f"sqlite:///{PROJECT_ROOT / 'var' / 'shop.sqlite3'}"
+        return rasa_endpoints.write(self.endpoints_file, action_url=env["ACTION_ENDPOINT_URL"],
+                                    database_url=env.get("DATABASE_URL", default_db),
+                                    sqlite_file=str(self.config.tracker_db), redis_url=env.get("REDIS_URL", ""))
+
     def commands(self) -> dict[str, list[str]]:
         c = self.config
+        token = self._env().get("SHOP_RASA_TOKEN", "")
         return {
-            "rasa": [str(c.rasa_bin), "run", "--model", str(c.model), "--endpoints", "endpoints.yml",
-                     "--credentials", "credentials.yml", "--enable-api", "-i", c.host, "-p", str(c.rasa_port)],
+            "rasa": [str(c.rasa_bin), "run", "--model", str(c.model), "--endpoints", str(self.endpoints_file),
+                     "--credentials", "credentials.yml", "--enable-api", "-i", c.host, "-p", str(c.rasa_port),
+                     *(["--auth-token", token] if token else [])],
             "actions": [str(c.python), "-m", "rasa_sdk", "--actions", "actions", "-p", str(c.actions_port)],
             "gateway": [str(c.python), "-m", "uvicorn", "bot.web.app:app", "--host", c.host,
                         "--port", str(c.gateway_port), "--no-access-log"],
@@ -88,6 +104,8 @@ class Stack:
 
     def start(self, names: tuple[str, ...] = ("actions", "rasa", "gateway")) -> None:
         Path(self.config.tracker_db).parent.mkdir(parents=True, exist_ok=True)
+        if "rasa" in names:
+            self.write_endpoints()
         env = self._env()
         for name in names:
             proc = subprocess.Popen(self.commands()[name], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,

@@ -3,6 +3,7 @@
 from bot.auth.models import User, UserSession
 from bot.catalog.models import Product
 from bot.handoff.models import AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
+from bot.privacy.models import PrivacyLog
 from bot.shop.cart import CartItem
 from bot.shop.models import (
     CrmProfile,
@@ -33,6 +34,7 @@ __all__ = [
     "OrderAccessGrant",
     "OrderItem",
     "Preference",
+    "PrivacyLog",
     "Product",
     "Refund",
     "Return",

@@ -16,7 +16,10 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.privacy.redact import install_log_redaction
 from bot.sentiment import score
+
+install_log_redaction()  # Rasa's own log lines: emails, phones, cards and IBANs redacted too
 
 SENTIMENT = "sentiment"
 

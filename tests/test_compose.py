@@ -1,5 +1,6 @@
 """docker-compose.yml stays valid (no Docker engine is needed to check it)."""
 
+import os
 import shutil
 import subprocess
 
@@ -17,9 +18,41 @@ def _compose() -> list[str]:
     pytest.fail("neither docker-compose nor the docker compose plugin is installed (apt-get install docker-compose)")
 
 
+SECRETS = {"POSTGRES_PASSWORD": "pw-for-the-check", "SHOP_RASA_TOKEN": "token-for-the-check",
+           "SHOP_JWT_SECRET": "secret-for-the-check"}
+
+
+def _config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run([*_compose(), "config"], cwd=ROOT, capture_output=True, text=True, env={**clean, **env})
+
+
 def test_compose_file_is_accepted() -> None:
-    result = subprocess.run([*_compose(), "config", "-q"], cwd=ROOT, capture_output=True, text=True)
+    result = _config(SECRETS)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_run_without_its_secrets() -> None:
+    for missing in SECRETS:
+        result = _config({k: v for k, v in SECRETS.items() if k != missing})
+        assert result.returncode != 0 and missing in result.stderr, (missing, result.stderr)
+
+
+def test_production_services_engines_and_health_checks() -> None:
+    config = yaml.safe_load(_config(SECRETS).stdout)
+    services = config["services"]
+    assert {"rasa", "actions", "gateway", "postgres", "redis"} <= set(services)
+    for name in ("rasa", "actions", "gateway", "postgres", "redis"):
+        assert "healthcheck" in services[name], name
+    assert {"pg-data", "redis-data", "models"} <= set(config["volumes"])
+    assert "ports" not in services["rasa"] and "ports" not in services["actions"]  # only the gateway is public
+    assert "--auth-token" in services["rasa"]["command"]
+    for name in ("gateway", "actions"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and env["REDIS_URL"].startswith("redis://")
+        assert env["SHOP_ENV"] == "production" and env["SHOP_DEMO_MODE"] == "false"
+    endpoints = yaml.safe_load((ROOT / "docker" / "endpoints.compose.yml").read_text())
+    assert endpoints["tracker_store"]["dialect"] == "postgresql" and endpoints["lock_store"]["type"] == "redis"
 
 
 def test_compose_describes_the_three_services() -> None:

@@ -125,7 +125,7 @@ def _ready(session: Session, workspace: Workspace, version: int, *, active: bool
            gate_result: dict | None = None) -> ModelVersion:
     archive = workspace.archive(version)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    archive.write_bytes(b"not a real model")
+    archive.write_bytes(f"archive of version {version}".encode())
     row = ModelVersion(version=version, path=str(archive), state=READY, created_at=utcnow(), created_by_name="t",
                        gate=gate_result or {"passed": True, "reasons": []}, active=active)
     session.add(row)
@@ -242,3 +242,57 @@ def test_progress_lines_are_understood() -> None:
     found = jobs.COMPONENT.search("INFO rasa.engine.training.hooks - Starting to train component 'DIETClassifier'.")
     assert found and found.group(2) == "DIETClassifier"
     assert os.environ.get("SHOP_MODELS_DIR")  # tests never write versions into the project's models/
+
+
+class _RecordingRasa:
+    """An HTTP server that answers ``PUT /model`` like Rasa (204), or fails (500), and records the bodies:
+    stands in for a Rasa replica that is up or broken while activation coordinates several of them."""
+
+    def __init__(self, status: int) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.loaded: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if status < 300:
+                    owner.loaded.append(Path(body["model_file"]).name)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_activation_reaches_every_replica_or_none(fresh: tuple[str, Workspace]) -> None:
+    url, workspace = fresh
+    with _session(url) as session:
+        _ready(session, workspace, 1, active=True)
+        _ready(session, workspace, 2)
+    good, other, broken = _RecordingRasa(204), _RecordingRasa(204), _RecordingRasa(500)
+    try:
+        with pytest.raises(activation.ActivationError) as failed:
+            activation.activate(2, rasa_url=[good.url, broken.url], user_id=None, author="lead", database_url=url)
+        assert "switched back" in failed.value.message
+        assert good.loaded == ["shop-v2.tar.gz", "shop-v1.tar.gz"]  # switched, then back to the live model
+        with _session(url) as session:
+            assert registry.active_version(session).version == 1  # type: ignore[union-attr]
+        done = activation.activate(2, rasa_url=[good.url, other.url], user_id=None, author="lead", database_url=url)
+        assert done.kind == "activate" and other.loaded == ["shop-v2.tar.gz"]
+        active_copy = workspace.versions_dir.parent / registry.ACTIVE_ARCHIVE
+        assert active_copy.read_bytes() == workspace.archive(2).read_bytes()  # what a restarted Rasa loads
+    finally:
+        for server in (good, other, broken):
+            server.close()

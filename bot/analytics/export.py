@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.analytics.metrics import FIGURES
+from bot.privacy.redact import redact
 
 # Spreadsheet programs run cells that start with these as formulas.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -22,6 +23,8 @@ class UnknownFigure(KeyError):
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str):
+        value = redact(value)  # personal data never leaves in a spreadsheet
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value

@@ -39,6 +39,7 @@ from bot.config import HelpdeskWebhook, get_settings
 from bot.db import get_engine
 from bot.handoff.context import iso
 from bot.handoff.models import DEAD, DELIVERED, PENDING, HelpdeskOutbox, Ticket
+from bot.privacy.redact import redact
 
 log = logging.getLogger("bot.handoff.delivery")
 
@@ -47,8 +48,6 @@ USER_AGENT = "shop-assistant-helpdesk/1"
 SLACK_TEXT_LIMIT = 2900  # Slack: 3000 characters per section text
 SLACK_MESSAGES = 6  # latest transcript lines in the Slack message
 ZENDESK_MESSAGES = 60
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{7,}\d(?![\w-])")
 _ORDER_NUMBER = re.compile(r"^[A-Z]{2,4}-\d+$")
 
 
@@ -57,8 +56,8 @@ _ORDER_NUMBER = re.compile(r"^[A-Z]{2,4}-\d+$")
 
 
 def redact_text(text: str) -> str:
-    """Email addresses and phone numbers in free text replaced by placeholders."""
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text or ""))
+    """Emails, phone numbers, card numbers and IBANs in free text replaced by placeholders."""
+    return redact(text or "")
 
 
 def redact_packet(packet: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ going back to an earlier version is a rollback and needs a reason too.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.db import session_scope
 from bot.training import registry
 from bot.training.models import READY
 
+log = logging.getLogger("bot.training.activation")
 _swap = threading.Lock()  # one swap at a time from this process
 LOAD_TIMEOUT_S = 600.0
 
@@ -90,14 +92,38 @@ def serving(rasa_url: str, token: str = "") -> str | None:
         return None
 
 
-def activate(version: int, *, rasa_url: str, user_id: int | None, author: str, reason: str = "",
+def load_everywhere(rasa_urls: list[str], archive: Path, previous: Path | None, token: str = "") -> None:
+    """Loads ``archive`` into every Rasa server; if one fails, the ones already switched go back to
+    ``previous`` so all replicas keep serving the same model."""
+    switched: list[str] = []
+    for url in rasa_urls:
+        try:
+            load_into_rasa(url, archive, token)
+        except ActivationError as exc:
+            for done in switched:
+                if previous is not None:
+                    try:
+                        load_into_rasa(done, previous, token)
+                    except ActivationError:
+                        log.error("Rasa %s could not be switched back to %s", done, previous)
+            exc.message = f"{url}: {exc.message}" + (f" ({len(switched)} other server(s) were switched back)"
+                                                      if switched else "")
+            raise
+        switched.append(url)
+
+
+def activate(version: int, *, rasa_url: str | list[str], user_id: int | None, author: str, reason: str = "",
              token: str = "", database_url: str | None = None) -> Activated:
-    """Loads ``version`` into Rasa, then records it as active. Raises :class:`ActivationError`."""
+    """Loads ``version`` into Rasa (every replica named), then records it as active. Raises
+    :class:`ActivationError`."""
     reason = reason.strip()[:2000]
+    urls = [rasa_url] if isinstance(rasa_url, str) else list(rasa_url)
     with _swap:
         with session_scope(database_url) as session:
             archive, kind, previous = _plan(session, version, reason)
-        load_into_rasa(rasa_url, archive, token)
+            live = registry.active_version(session)
+            previous_archive = Path(live.path) if live is not None and live.path else None
+        load_everywhere(urls, archive, previous_archive, token)
         with session_scope(database_url) as session:
             row = registry.get_version(session, version)
             assert row is not None

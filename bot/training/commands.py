@@ -157,7 +157,7 @@ def model_activate(
 
     settings = get_settings()
     try:
-        done = activate(version, rasa_url=settings.rasa_url, user_id=None,
+        done = activate(version, rasa_url=settings.rasa_servers, user_id=None,
                         author=f"{getpass.getuser()} (command line)", reason=reason, token=settings.rasa_token)
     except ActivationError as exc:
         typer.echo(f"error: {exc.message}", err=True)

@@ -77,6 +77,19 @@ def ensure_baseline(session: Session, workspace: Workspace, now: datetime) -> Mo
                             note="The model `make model` trained from the repository's data.", now=now, activate=True)
 
 
+ACTIVE_ARCHIVE = "active.tar.gz"
+
+
+def publish_active(archive: Path) -> Path:
+    """``models/rasa/active.tar.gz``: a copy of the active version's archive, replaced atomically, for Rasa
+    servers that (re)start from a fixed path (docker-compose) to come up with the model the leads chose."""
+    target = archive.parent.parent.parent / ACTIVE_ARCHIVE  # versions/vN/shop-vN.tar.gz -> rasa/active.tar.gz
+    partial = target.with_suffix(".partial")
+    shutil.copyfile(archive, partial)
+    os.replace(partial, target)
+    return target
+
+
 def mark_active(session: Session, row: ModelVersion, *, kind: str, author: str, user_id: int | None, reason: str,
                 now: datetime) -> None:
     previous = active_version(session)
@@ -86,6 +99,8 @@ def mark_active(session: Session, row: ModelVersion, *, kind: str, author: str, 
     session.add(ModelActivation(version=row.version, previous_version=previous.version if previous else None,
                                 kind=kind, reason=reason, user_id=user_id, author=author, at=now))
     session.flush()
+    if row.path and Path(row.path).exists():
+        publish_active(Path(row.path))
 
 
 def reap_stale(session: Session, now: datetime) -> int:

@@ -163,7 +163,7 @@ async def activate(request: Request, auth: Lead, version: Annotated[int, PathPar
     settings = _settings(request)
     try:
         done = await asyncio.to_thread(
-            activation.activate, version, rasa_url=settings.rasa_url, user_id=auth.user.id,
+            activation.activate, version, rasa_url=settings.rasa_servers, user_id=auth.user.id,
             author=auth.user.name, reason=body.reason, token=settings.rasa_token,
             database_url=settings.database_url)
     except activation.ActivationError as exc:

@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
+from bot import production
 from bot.catalog.models import Product
 from bot.config import Settings, get_settings
 from bot.db import get_engine, migrate, ping, session_scope
@@ -30,17 +31,18 @@ from bot.handoff import tickets
 from bot.handoff.delivery import OutboxWorker
 from bot.handoff.models import CLAIMED
 from bot.policy import get_policy
+from bot.privacy.redact import install_log_redaction, mask_cards
 from bot.search.service import ProductView
 from bot.shop import cart, crm
 from bot.shop.demo_orders import demo_customers
 from bot.shop.identity import InvalidToken, issue_token, jwt_secret, verify_token
-from bot.web import pages
+from bot.web import pages, security
 from bot.web.admin import router as admin_router
 from bot.web.admin_analytics import router as analytics_router
 from bot.web.admin_inbox import router as admin_inbox_router
 from bot.web.agent import Inbox, LoginThrottle
 from bot.web.agent import router as agent_router
-from bot.web.hub import Hub, conversation_topic
+from bot.web.hub import Hub, RedisHub, conversation_topic
 from bot.web.media import product_svg
 from bot.web.rasa_client import APOLOGY, RasaClient, RasaUnavailable
 
@@ -57,6 +59,8 @@ IDENTITY_KEYS = frozenset({"customer_id", "customer", "customer_email", "custome
 SIGN_IN_FAILED = "Your sign-in could not be confirmed ({reason}), so you're chatting as a guest."
 SEGMENT_TTL_S = 60.0
 RATING_THANKS = "Thank you for rating this chat!"
+SHOP_ASSETS = {"shop.css": "text/css", "shop.js": "application/javascript", "pages.css": "text/css",
+               "checkout.js": "application/javascript"}
 
 
 def clean_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -131,14 +135,19 @@ class SegmentCache:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    install_log_redaction()  # emails, phones, cards and IBANs never reach the logs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        production.check(settings, "the gateway")  # SHOP_ENV=production: no development secrets, no SQLite
         await asyncio.to_thread(migrate, settings.database_url)
         jwt_secret(settings)  # warns once when the development secret is in use
         if settings.demo_mode:
             log.warning("demo mode (SHOP_DEMO_MODE): anyone can sign in as a demo customer; turn it off in production")
-        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s, settings.actions_url)
+        if isinstance(app.state.hub, RedisHub):
+            await app.state.hub.start()
+        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s, settings.actions_url,
+                                    token=settings.rasa_token)
         app.state.inbox = Inbox(settings, app.state.hub, app.state.rasa)
         # Tickets go to the configured helpdesks from the outbox (written with each ticket by the action server).
         outbox = OutboxWorker(settings.database_url, settings.helpdesk_webhooks)
@@ -151,11 +160,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.wait_for(delivering, timeout=settings.helpdesk_timeout_s + 5)
         await outbox.aclose()
         await app.state.rasa.aclose()
+        if isinstance(app.state.hub, RedisHub):
+            await app.state.hub.aclose()
 
     app = FastAPI(title="shop-assistant gateway", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.hub = Hub()
+    app.state.hub = RedisHub(settings.redis_url) if settings.redis_url else Hub()
     app.state.login_throttle = LoginThrottle()
+    security.install(app, settings)  # body limits, security headers, chat rate limits
     app.include_router(agent_router)
     app.include_router(admin_router)
     app.include_router(analytics_router)
@@ -227,6 +239,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(STATIC / "widget.js", media_type="application/javascript",
                             headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
 
+    @app.get("/widget.css", include_in_schema=False)
+    async def widget_css() -> FileResponse:
+        return FileResponse(STATIC / "widget.css", media_type="text/css",
+                            headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def shop_asset(name: str) -> FileResponse:
+        """The demo shop's own styles and scripts (a strict CSP allows nothing inline)."""
+        media = SHOP_ASSETS.get(name)
+        if media is None:
+            raise HTTPException(404, "Not Found")
+        return FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "no-cache"})
+
     def verified_customer(token: str) -> int:
         return verify_token(token, jwt_secret(settings), settings.jwt_issuer)
 
@@ -243,6 +268,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               responses={401: {"description": "The token is invalid or expired (`detail.reason` says which)."}})
     async def chat(request: ChatRequest, http: Request,
                    authorization: Annotated[str | None, Header(max_length=MAX_TOKEN + 7)] = None) -> ChatResponse:
+        limited = await app.state.chat_limiter.check(request.conversation_id, http.client.host if http.client else None)
+        if limited is not None:
+            raise security.rate_limited(limited)
         token = request.token
         if token is None and authorization and authorization.lower().startswith("bearer "):
             token = authorization[7:].strip()
@@ -260,8 +288,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metadata = clean_metadata(request.metadata)
         metadata["channel"] = metadata.get("channel", "api")
         metadata = await shopper_metadata(metadata, customer_id, http.client.host if http.client else None)
-        held = await app.state.inbox.shopper_said(request.conversation_id, request.text)
-        replies, degraded = await ask_rasa(request.conversation_id, request.text, metadata, held)
+        text = mask_cards(request.text)  # card numbers never reach Rasa or a store
+        held = await app.state.inbox.shopper_said(request.conversation_id, text)
+        replies, degraded = await ask_rasa(request.conversation_id, text, metadata, held)
         return ChatResponse(conversation_id=request.conversation_id, replies=replies, degraded=degraded)
 
     @app.post("/api/tickets/{ticket_id}/rating",
@@ -276,6 +305,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def chat_socket(
         websocket: WebSocket, conversation_id: Annotated[str, Query(pattern=CONVERSATION_ID)]
     ) -> None:
+        if not security.origin_allowed(websocket, security.allowed_origins(settings), settings.public_url):
+            await websocket.close(code=4403, reason="origin not allowed")  # before accept: HTTP 403
+            return
         await websocket.accept()
         customer_id: int | None = None  # set by a "hello" (or a message) that carries a valid token
         client_host = websocket.client.host if websocket.client else None
@@ -328,7 +360,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         try:
             while True:
-                raw = await websocket.receive_text()
+                try:
+                    raw = await security.receive_frame(websocket, settings.max_ws_frame_bytes)
+                except security.BadFrame as exc:
+                    await send({"type": "error", "text": str(exc)})
+                    continue
                 try:
                     message = WidgetMessage.model_validate_json(raw)
                 except ValidationError:
@@ -341,8 +377,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if message.type == "rating":
                     await rate_from_widget(message)
                     continue
-                text = (message.payload or message.text).strip()
+                text = mask_cards((message.payload or message.text).strip())  # before Rasa or a store
                 if message.type != "message" or not text:
+                    continue
+                if (limited := await app.state.chat_limiter.check(conversation_id, client_host)) is not None:
+                    await send(security.rate_limited_frame(limited))
                     continue
                 held = await inbox.shopper_said(conversation_id, text)
                 with_agent = held is not None and held["status"] == CLAIMED

@@ -7,20 +7,12 @@ from html import escape
 from bot.search.service import ProductView
 from bot.shop.cart import CartSummary, ShippingQuote
 
-_STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#1d2433;background:#f7f8fb}
-header{background:#1d2433;color:#fff;padding:14px 24px}header a{color:#fff;text-decoration:none;font-weight:600}
-main{max-width:860px;margin:32px auto;padding:0 20px}.card{background:#fff;border-radius:12px;padding:24px;
-box-shadow:0 2px 10px rgba(0,0,0,.06)}img{max-width:100%;border-radius:12px}table{width:100%;border-collapse:collapse}
-td,th{padding:8px;border-bottom:1px solid #eee;text-align:left}.price{font-size:1.4em;font-weight:700}
-.btn{background:#3b5bdb;color:#fff;border:0;border-radius:999px;padding:12px 22px;font:inherit;font-weight:600;
-cursor:pointer}.btn:disabled{opacity:.6;cursor:default}#demo-notice{background:#fff4e6;border:1px solid #ffd8a8;
-padding:10px 14px;border-radius:8px}"""
-
 
 def _page(title: str, body: str) -> str:
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><header><a href=\"/\">Northwind Outfitters</a></header>"
+            "<link rel=\"stylesheet\" href=\"/static/pages.css\"></head>"
+            "<body><header><a href=\"/\">Northwind Outfitters</a></header>"
             f"<main>{body}</main><script src=\"/widget.js\" defer></script></body></html>")
 
 
@@ -39,8 +31,7 @@ def _money(amount: float, currency: str) -> str:
     return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {escape(currency)}"
 
 
-_DEMO_SCRIPT = """<script>document.getElementById('place-order').addEventListener('click',function(){
-var n=document.getElementById('demo-notice');n.hidden=false;n.focus();this.disabled=true;});</script>"""
+_DEMO_SCRIPT = '<script src="/static/checkout.js" defer></script>'
 
 
 def checkout_page(summary: CartSummary, shipping: ShippingQuote) -> str:

@@ -16,8 +16,11 @@ class RasaUnavailable(RuntimeError):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout_s: float = 20.0, actions_url: str | None = None) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 20.0, actions_url: str | None = None,
+                 token: str = "") -> None:
         self.base_url = base_url.rstrip("/")
+        # Rasa's HTTP API (``--auth-token``) wants ``?token=``; the REST channel's webhook takes none.
+        self._api_params: dict[str, str] = {"token": token} if token else {}
         self.actions_url = actions_url.rstrip("/") if actions_url else None
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=2.0),
@@ -45,7 +48,7 @@ class RasaClient:
         Returns the tracker's state without its events."""
         url = f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/tracker/events"
         try:
-            response = await self._http.post(url, json=events, params={"include_events": "NONE"})
+            response = await self._http.post(url, json=events, params={"include_events": "NONE", **self._api_params})
             response.raise_for_status()
             state = response.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -58,7 +61,7 @@ class RasaClient:
         """Whether the bot is paused (``ConversationPaused``) in this conversation."""
         url = f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/tracker"
         try:
-            response = await self._http.get(url, params={"include_events": "NONE"})
+            response = await self._http.get(url, params={"include_events": "NONE", **self._api_params})
             response.raise_for_status()
             state = response.json()
         except (httpx.HTTPError, ValueError) as exc:

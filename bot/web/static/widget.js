@@ -344,152 +344,8 @@
   // CSS (static, no data)
   // ---------------------------------------------------------------------------
 
-  var CSS = [
-    ".sa-root{--sa-a:var(--sa-accent,#3b5bdb);position:fixed;right:0;bottom:0;z-index:2147483000;",
-    "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,'Noto Sans',sans-serif;",
-    "font-size:15px;line-height:1.4;color:#1f2430;text-align:left;-webkit-font-smoothing:antialiased}",
-    ".sa-root *,.sa-root *::before,.sa-root *::after{box-sizing:border-box}",
-    ".sa-root [hidden]{display:none!important}",
-    ".sa-root button{font:inherit;margin:0;text-transform:none;letter-spacing:normal;cursor:pointer}",
-    ".sa-root button:disabled{cursor:default}",
-    ".sa-root :focus{outline:none}",
-    ".sa-root :focus-visible{outline:3px solid var(--sa-a);outline-offset:2px}",
-    ".sa-root .sa-bubble{position:fixed;right:20px;bottom:20px;width:60px;height:60px;border-radius:50%;",
-    "border:0;padding:0;background:var(--sa-a);color:#fff;display:flex;align-items:center;justify-content:center;",
-    "box-shadow:0 6px 20px rgba(20,30,60,.28),0 2px 6px rgba(20,30,60,.18);transition:transform .15s ease,box-shadow .15s ease}",
-    ".sa-root .sa-bubble:hover{transform:translateY(-2px);box-shadow:0 10px 26px rgba(20,30,60,.32),0 3px 8px rgba(20,30,60,.2)}",
-    ".sa-root .sa-bubble:focus-visible{outline-offset:4px}",
-    ".sa-root .sa-bubble svg{width:28px;height:28px;display:block}",
-    ".sa-root .sa-bubble .sa-icon-close{display:none}",
-    ".sa-root.sa-is-open .sa-bubble .sa-icon-chat{display:none}",
-    ".sa-root.sa-is-open .sa-bubble .sa-icon-close{display:block}",
-    ".sa-root .sa-badge{position:absolute;top:4px;right:4px;width:14px;height:14px;border-radius:50%;",
-    "background:#f03e3e;border:2px solid #fff}",
-    ".sa-root .sa-panel{position:fixed;right:20px;bottom:92px;width:380px;max-width:calc(100vw - 40px);",
-    "height:620px;max-height:calc(100vh - 112px);display:flex;flex-direction:column;background:#fff;",
-    "border-radius:16px;overflow:hidden;box-shadow:0 16px 48px rgba(20,30,60,.22),0 4px 12px rgba(20,30,60,.12);",
-    "animation:sa-pop .18s ease-out}",
-    "@keyframes sa-pop{from{opacity:0;transform:translateY(12px) scale(.98)}to{opacity:1;transform:none}}",
-    ".sa-root .sa-header{display:flex;align-items:center;gap:10px;padding:14px 12px 14px 16px;background:var(--sa-a);color:#fff;flex:none}",
-    ".sa-root .sa-avatar{width:34px;height:34px;border-radius:50%;background:rgba(255,255,255,.2);display:flex;",
-    "align-items:center;justify-content:center;flex:none}",
-    ".sa-root .sa-avatar svg{width:20px;height:20px}",
-    ".sa-root .sa-heading{flex:1;min-width:0;display:flex;flex-direction:column}",
-    ".sa-root .sa-title{font-weight:650;font-size:16px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;margin:0}",
-    ".sa-root .sa-status{font-size:12px;opacity:.9;min-height:0}",
-    ".sa-root .sa-status:empty{display:none}",
-    ".sa-root .sa-close{width:36px;height:36px;border-radius:50%;border:0;padding:0;background:transparent;color:#fff;",
-    "display:flex;align-items:center;justify-content:center;flex:none}",
-    ".sa-root .sa-close:hover{background:rgba(255,255,255,.18)}",
-    ".sa-root .sa-close:focus-visible{outline-color:#fff;outline-offset:0}",
-    ".sa-root .sa-close svg{width:20px;height:20px}",
-    ".sa-root .sa-log{flex:1;overflow-y:auto;overflow-x:hidden;padding:16px 14px 8px;background:#f6f7fb;",
-    "display:flex;flex-direction:column;gap:8px;overscroll-behavior:contain;scroll-behavior:smooth}",
-    ".sa-root .sa-empty{margin:auto 8px;text-align:center;color:#5c6370;font-size:14px}",
-    ".sa-root .sa-empty strong{display:block;color:#1f2430;font-size:16px;margin-bottom:4px}",
-    ".sa-root .sa-row{display:flex;flex-direction:column;gap:6px;max-width:100%}",
-    ".sa-root .sa-row-user{align-items:flex-end}",
-    ".sa-root .sa-row-bot{align-items:flex-start}",
-    ".sa-root .sa-msg{max-width:85%;padding:9px 13px;border-radius:16px;white-space:pre-wrap;",
-    "overflow-wrap:anywhere;word-break:break-word}",
-    ".sa-root .sa-msg-user{background:var(--sa-a);color:#fff;border-bottom-right-radius:4px}",
-    ".sa-root .sa-msg-bot{background:#fff;color:#1f2430;border:1px solid #e3e6ee;border-bottom-left-radius:4px}",
-    ".sa-root .sa-msg-bot a{color:var(--sa-a);text-decoration:underline}",
-    ".sa-root .sa-row-agent{align-items:flex-start}",
-    ".sa-root .sa-agent-name{font-size:12px;font-weight:600;color:#2b8a3e;margin:0 0 -2px 4px}",
-    ".sa-root .sa-msg-agent{background:#ebfbee;color:#1f2430;border:1px solid #b2f2bb;border-bottom-left-radius:4px}",
-    ".sa-root .sa-rating{align-self:center;width:92%;background:#fff;border:1px solid #e3e6ee;border-radius:14px;",
-    "padding:10px 12px;display:flex;flex-direction:column;gap:8px;text-align:center}",
-    ".sa-root .sa-rating-buttons{display:flex;justify-content:center;gap:6px}",
-    ".sa-root .sa-rating-btn{width:40px;height:40px;border-radius:50%;border:1.5px solid var(--sa-a);background:#fff;",
-    "color:var(--sa-a);font-weight:650}",
-    ".sa-root .sa-rating-btn:hover:not(:disabled){background:var(--sa-a);color:#fff}",
-    ".sa-root .sa-rating-btn:disabled{border-color:#ced4da;color:#9aa1ab;background:#f1f3f5}",
-    ".sa-root .sa-rating-btn.sa-chosen{border-color:var(--sa-a);background:var(--sa-a);color:#fff}",
-    ".sa-root .sa-msg-system{align-self:center;max-width:92%;background:#fff4e6;color:#8a4b08;",
-    "border:1px solid #ffd8a8;font-size:13px;border-radius:10px;padding:6px 10px;text-align:center}",
-    ".sa-root .sa-msg-image{display:block;max-width:85%;max-height:260px;border-radius:12px;border:1px solid #e3e6ee;background:#fff}",
-    ".sa-root .sa-quick-replies{display:flex;flex-wrap:wrap;gap:6px;max-width:100%}",
-    ".sa-root .sa-quick-reply,.sa-root .sa-card-btn{border:1.5px solid var(--sa-a);background:#fff;color:var(--sa-a);",
-    "border-radius:999px;padding:6px 12px;font-size:14px;font-weight:550;line-height:1.2;transition:background .12s,color .12s}",
-    ".sa-root .sa-quick-reply:hover:not(:disabled),.sa-root .sa-card-btn:hover:not(:disabled){background:var(--sa-a);color:#fff}",
-    ".sa-root .sa-quick-reply:disabled{border-color:#ced4da;color:#9aa1ab;background:#f1f3f5}",
-    ".sa-root .sa-carousel{display:flex;gap:10px;overflow-x:auto;max-width:100%;width:100%;padding:2px 2px 8px;",
-    "scroll-snap-type:x mandatory;list-style:none;margin:0;overscroll-behavior-x:contain}",
-    ".sa-root .sa-card{flex:0 0 196px;width:196px;scroll-snap-align:start;background:#fff;border:1px solid #e3e6ee;",
-    "border-radius:14px;overflow:hidden;display:flex;flex-direction:column;box-shadow:0 2px 6px rgba(20,30,60,.06)}",
-    ".sa-root .sa-card-img{width:100%;height:132px;object-fit:cover;display:block;background:#eef1f6}",
-    ".sa-root .sa-card-noimg{width:100%;height:132px;display:flex;align-items:center;justify-content:center;",
-    "background:linear-gradient(135deg,#eef1f6,#dfe4ee);color:#8a93a3}",
-    ".sa-root .sa-card-noimg svg{width:36px;height:36px}",
-    ".sa-root .sa-card-body{padding:10px 12px 12px;display:flex;flex-direction:column;gap:3px;flex:1}",
-    ".sa-root .sa-card-title{font-weight:620;font-size:14px;line-height:1.3;color:#1f2430;margin:0;",
-    "display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}",
-    ".sa-root .sa-card-title a{color:inherit;text-decoration:none}",
-    ".sa-root .sa-card-title a:hover{text-decoration:underline}",
-    ".sa-root .sa-card-brand{font-size:12px;color:#6b7280;text-transform:uppercase;letter-spacing:.04em}",
-    ".sa-root .sa-card-meta{display:flex;align-items:baseline;justify-content:space-between;gap:6px;margin-top:2px}",
-    ".sa-root .sa-card-price{font-weight:700;font-size:15px}",
-    ".sa-root .sa-card-rating{font-size:13px;color:#b7791f;white-space:nowrap}",
-    ".sa-root .sa-card-stock{font-size:12px;font-weight:600}",
-    ".sa-root .sa-stock-in{color:#2b8a3e}",
-    ".sa-root .sa-stock-low{color:#d9480f}",
-    ".sa-root .sa-stock-out{color:#c92a2a}",
-    ".sa-root .sa-card-reason{font-size:12px;color:#5c6370;line-height:1.35;margin-top:2px}",
-    ".sa-root .sa-card-actions{display:flex;flex-wrap:wrap;gap:6px;margin-top:auto;padding-top:8px}",
-    ".sa-root .sa-card-btn{font-size:13px;padding:5px 10px}",
-    ".sa-root .sa-cart{width:92%;background:#fff;border:1px solid #e3e6ee;border-radius:14px;padding:12px 14px;",
-    "box-shadow:0 2px 6px rgba(20,30,60,.06);display:flex;flex-direction:column;gap:8px}",
-    ".sa-root .sa-cart-head{display:flex;justify-content:space-between;align-items:baseline;font-weight:650}",
-    ".sa-root .sa-cart-count{font-size:13px;font-weight:500;color:#6b7280}",
-    ".sa-root .sa-cart-lines{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:8px}",
-    ".sa-root .sa-cart-line{display:flex;gap:10px;align-items:flex-start;padding-bottom:8px;border-bottom:1px solid #eef0f4}",
-    ".sa-root .sa-cart-img{width:44px;height:44px;border-radius:8px;object-fit:cover;flex:none;background:#eef1f6}",
-    ".sa-root .sa-cart-info{flex:1;min-width:0;display:flex;flex-direction:column;gap:2px}",
-    ".sa-root .sa-cart-title{font-size:14px;font-weight:600;color:#1f2430;text-decoration:none;overflow-wrap:anywhere}",
-    ".sa-root a.sa-cart-title:hover{text-decoration:underline}",
-    ".sa-root .sa-cart-variant,.sa-root .sa-cart-qty{font-size:12px;color:#5c6370}",
-    ".sa-root .sa-cart-line-total{font-weight:650;font-size:14px;white-space:nowrap}",
-    ".sa-root .sa-cart-actions{display:flex;gap:4px;margin-top:4px}",
-    ".sa-root .sa-cart-btn{border:1px solid #ced4da;background:#fff;color:#1f2430;border-radius:8px;",
-    "min-width:28px;height:26px;padding:0 8px;font-size:13px;line-height:1}",
-    ".sa-root .sa-cart-btn:hover:not(:disabled){border-color:var(--sa-a);color:var(--sa-a)}",
-    ".sa-root .sa-cart-btn:disabled{color:#adb5bd;background:#f8f9fa}",
-    ".sa-root .sa-cart-total{display:flex;justify-content:space-between;font-weight:700;font-size:15px}",
-    ".sa-root .sa-cart-note{font-size:12px;color:#5c6370}",
-    ".sa-root .sa-cart-checkout{display:block;text-align:center;background:var(--sa-a);color:#fff;",
-    "border-radius:999px;padding:8px 12px;font-weight:600;text-decoration:none}",
-    ".sa-root .sa-cart-checkout:hover{filter:brightness(1.08)}",
-    ".sa-root .sa-typing{display:flex;align-items:center;gap:4px;align-self:flex-start;margin:0 14px 6px;",
-    "padding:10px 14px;background:#fff;border:1px solid #e3e6ee;border-radius:16px;border-bottom-left-radius:4px;width:max-content}",
-    ".sa-root .sa-typing-wrap{background:#f6f7fb;flex:none;display:flex}",
-    ".sa-root .sa-dot{width:7px;height:7px;border-radius:50%;background:#98a0ae;animation:sa-blink 1.2s infinite ease-in-out}",
-    ".sa-root .sa-dot:nth-child(2){animation-delay:.15s}",
-    ".sa-root .sa-dot:nth-child(3){animation-delay:.3s}",
-    "@keyframes sa-blink{0%,80%,100%{opacity:.35;transform:translateY(0)}40%{opacity:1;transform:translateY(-3px)}}",
-    ".sa-root .sa-sr{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}",
-    ".sa-root .sa-form{display:flex;gap:8px;padding:10px 12px;border-top:1px solid #e3e6ee;background:#fff;flex:none;margin:0}",
-    ".sa-root .sa-input{flex:1;min-width:0;height:42px;border:1.5px solid #d5d9e2;border-radius:999px;padding:0 16px;",
-    "font:inherit;font-size:15px;color:#1f2430;background:#fff;margin:0;box-shadow:none}",
-    ".sa-root .sa-input::placeholder{color:#8a93a3}",
-    ".sa-root .sa-input:focus{border-color:var(--sa-a)}",
-    ".sa-root .sa-input:focus-visible{outline:3px solid var(--sa-a);outline-offset:1px}",
-    ".sa-root .sa-send{width:42px;height:42px;border-radius:50%;border:0;padding:0;background:var(--sa-a);color:#fff;",
-    "display:flex;align-items:center;justify-content:center;flex:none}",
-    ".sa-root .sa-send:hover{filter:brightness(1.08)}",
-    ".sa-root .sa-send svg{width:20px;height:20px}",
-    "@media (max-width:480px){",
-    ".sa-root .sa-panel{top:0;left:0;right:0;bottom:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}",
-    ".sa-root.sa-is-open .sa-bubble{display:none}",
-    ".sa-root .sa-input{font-size:16px}",
-    "}",
-    "@media (prefers-reduced-motion:reduce){",
-    ".sa-root .sa-panel,.sa-root .sa-dot{animation:none}",
-    ".sa-root .sa-bubble,.sa-root .sa-quick-reply,.sa-root .sa-card-btn{transition:none}",
-    ".sa-root .sa-log{scroll-behavior:auto}",
-    "}",
-    "@media print{.sa-root{display:none!important}}"
-  ].join("\n");
+  // The stylesheet is /widget.css next to this script: a strict Content-Security-Policy allows no inline styles.
+  var CSS_URL = ORIGIN + "/widget.css";
 
   // Static icons (no data).
   var ICON_CHAT = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z"/><path d="M8.5 10.5h7M8.5 13.5h4.5"/></svg>';
@@ -558,13 +414,18 @@
   // ---------------------------------------------------------------------------
 
   function build() {
-    var style = document.createElement("style");
-    style.id = "sa-style";
-    style.textContent = CSS;
-    (document.head || document.documentElement).appendChild(style);
-
     var root = el("div", "sa-root");
     root.id = "sa-root";
+    if (!document.getElementById("sa-style")) {
+      var style = document.createElement("link");
+      style.id = "sa-style";
+      style.rel = "stylesheet";
+      style.href = CSS_URL;
+      root.hidden = true; // shown once styled (or if the stylesheet cannot load)
+      style.addEventListener("load", function () { root.hidden = false; });
+      style.addEventListener("error", function () { root.hidden = false; });
+      (document.head || document.documentElement).appendChild(style);
+    }
 
     // Bubble
     var bubble = el("button", "sa-bubble");

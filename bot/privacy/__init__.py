@@ -1,0 +1,1 @@
+"""Customers' personal data: redaction (logs, exports, helpdesks), export, erasure and retention."""

@@ -1,0 +1,144 @@
+"""Erasure of a customer's personal data (``python -m bot privacy erase EMAIL``).
+
+Kept for accounting: orders with their items, shipments, returns and refunds, with the email replaced by
+``erased-<customer id>@invalid`` (``erased-order-<order id>@invalid`` for a guest's order) and the shipping
+name and address emptied (the country stays, for tax). Anonymised: the customer row (email, name, phone,
+postcode; consent withdrawn), return comments, tickets (kept as counts for analytics: reason, status,
+times, rating; their messages, context packet, follow-up email and helpdesk deliveries deleted).
+Deleted: preferences, the CRM profile, carts, order-access grants and verification throttles of their
+conversations, their conversations' ``nlu_messages`` (with the label history) and the conversations'
+events in Rasa's tracker store.
+
+The shop's changes and the tracker's deletion are two databases: the tracker rows go first, inside the
+shop transaction, so a failure of either leaves the shop data in place and a second run finishes the job.
+Every run is logged in ``privacy_log`` with a hash of the email; erasing an address that was already
+erased answers with zero counts instead of an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from bot.clock import utcnow
+from bot.handoff.models import HelpdeskOutbox, TicketMessage
+from bot.privacy.export import Subject, UnknownSubject, find_subject, normalise_email
+from bot.privacy.models import ERASE, PrivacyLog, email_hash, record
+from bot.privacy.redact import redact
+from bot.rasa_events import EVENTS, has_events, tracker_engine
+from bot.shop.cart import CartItem
+from bot.shop.models import CrmProfile, OrderAccessGrant, Preference, Return, VerificationThrottle
+from bot.training.models import NluLabelEvent, NluMessage
+
+
+@dataclass(frozen=True)
+class Erased:
+    counts: dict[str, int]
+    already_erased: bool = False
+
+
+def erased_email(customer_id: int) -> str:
+    return f"erased-{customer_id}@invalid"
+
+
+def delete_tracker_conversations(tracker_url: str, conversations: list[str]) -> int:
+    """Every event of these conversations from Rasa's tracker store; returns how many rows."""
+    if not conversations or not has_events(tracker_url):
+        return 0
+    deleted = 0
+    with tracker_engine(tracker_url).begin() as conn:
+        for start in range(0, len(conversations), 500):
+            result = conn.execute(delete(EVENTS).where(EVENTS.c.sender_id.in_(conversations[start:start + 500])))
+            deleted += int(result.rowcount or 0)
+    return deleted
+
+
+def delete_nlu_messages(session: Session, conversations: list[str]) -> int:
+    if not conversations:
+        return 0
+    ids = list(session.scalars(select(NluMessage.id).where(NluMessage.sender_id.in_(conversations))))
+    if not ids:
+        return 0
+    session.execute(delete(NluLabelEvent).where(NluLabelEvent.message_id.in_(ids)))
+    session.execute(delete(NluMessage).where(NluMessage.id.in_(ids)))
+    return len(ids)
+
+
+def _anonymise(session: Session, subject: Subject, now: datetime) -> dict[str, int]:
+    counts = {"customers": 0, "orders": 0, "returns": 0, "preferences": 0, "crm_profiles": 0, "cart_items": 0,
+              "tickets": 0, "ticket_messages": 0, "helpdesk_outbox": 0, "order_access_grants": 0,
+              "verification_throttle": 0, "nlu_messages": 0}
+    customer = subject.customer
+    if customer is not None:
+        customer.email = erased_email(customer.id)
+        customer.name = customer.phone = customer.postcode = ""
+        if customer.consent_personalization:
+            customer.consent_personalization = False
+            customer.consent_updated_at = now
+        counts["customers"] = 1
+        counts["preferences"] = int(session.execute(
+            delete(Preference).where(Preference.customer_id == customer.id)).rowcount or 0)
+        counts["crm_profiles"] = int(session.execute(
+            delete(CrmProfile).where(CrmProfile.customer_id == customer.id)).rowcount or 0)
+    for order in subject.orders:
+        order.email = erased_email(order.customer_id) if order.customer_id else f"erased-order-{order.id}@invalid"
+        order.ship_name = order.ship_line1 = order.ship_line2 = order.ship_city = order.ship_postcode = ""
+        counts["orders"] += 1
+    order_ids = [o.id for o in subject.orders]
+    if order_ids:
+        counts["returns"] = int(session.execute(
+            update(Return).where(Return.order_id.in_(order_ids), Return.comment != "").values(comment="")
+            .execution_options(synchronize_session=False)).rowcount or 0)
+        counts["order_access_grants"] += int(session.execute(
+            delete(OrderAccessGrant).where(OrderAccessGrant.order_id.in_(order_ids))).rowcount or 0)
+    keys = subject.cart_keys
+    if keys:
+        counts["cart_items"] = int(session.execute(delete(CartItem).where(CartItem.cart_key.in_(keys))).rowcount or 0)
+    conversations = subject.conversations
+    if conversations:
+        counts["order_access_grants"] += int(session.execute(
+            delete(OrderAccessGrant).where(OrderAccessGrant.conversation_id.in_(conversations))).rowcount or 0)
+        counts["verification_throttle"] = int(session.execute(delete(VerificationThrottle).where(
+            VerificationThrottle.key.in_([f"conv:{c}"[:160] for c in conversations]))).rowcount or 0)
+    ticket_ids = [t.id for t in subject.tickets]
+    if ticket_ids:
+        counts["ticket_messages"] = int(session.execute(
+            delete(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids))).rowcount or 0)
+        counts["helpdesk_outbox"] = int(session.execute(
+            delete(HelpdeskOutbox).where(HelpdeskOutbox.ticket_id.in_(ticket_ids))).rowcount or 0)
+        for ticket in subject.tickets:
+            ticket.context = {}
+            ticket.followup_email = None
+            ticket.reason_detail = redact(ticket.reason_detail or "")
+            ticket.customer_id = None
+        counts["tickets"] = len(ticket_ids)
+    counts["nlu_messages"] = delete_nlu_messages(session, conversations)
+    session.flush()
+    return counts
+
+
+def erase_customer(session: Session, email: str, tracker_url: str, *, actor: str | None = None,
+                   now: datetime | None = None) -> Erased:
+    """Erase what is held about ``email`` (see the module's docstring) and log it.
+
+    Raises :class:`UnknownSubject` for an address nothing is known about and that was never erased.
+    """
+    email = normalise_email(email)
+    now = now or utcnow()
+    try:
+        subject = find_subject(session, email, tracker_url)
+    except UnknownSubject:
+        erased_before = session.scalar(select(PrivacyLog.id).where(
+            PrivacyLog.action == ERASE, PrivacyLog.subject_hash == email_hash(email)).limit(1))
+        if erased_before is None:
+            raise
+        record(session, ERASE, {"already_erased": 1}, at=now, actor=actor, email=email)
+        return Erased({}, already_erased=True)
+    counts = _anonymise(session, subject, now)
+    counts["conversations"] = len(subject.conversations)
+    counts["tracker_events"] = delete_tracker_conversations(tracker_url, subject.conversations)
+    record(session, ERASE, counts, at=now, actor=actor, email=email)
+    return Erased(counts)

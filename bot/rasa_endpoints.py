@@ -1,0 +1,59 @@
+"""Rasa's ``endpoints.yml`` for the engines in use, written by ``make run`` / the stack at start-up.
+
+Embedded (the defaults): a SQLite tracker store and Rasa's in-process lock store. ``DATABASE_URL`` on
+PostgreSQL puts the tracker store in that database (beside our tables, which the console and analytics
+read); ``REDIS_URL`` switches Rasa to the Redis lock store, so several Rasa servers can serve one
+conversation without interleaving its messages. The repository's ``endpoints.yml`` describes the
+embedded mode with environment variables (for docker-compose); this module is what the stack uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.engine import make_url
+
+
+def tracker_store(database_url: str, sqlite_file: str) -> dict[str, Any]:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return {"type": "SQL", "dialect": "sqlite", "db": sqlite_file}
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(f"Rasa's tracker store supports SQLite or PostgreSQL here, not {url.get_backend_name()}")
+    store: dict[str, Any] = {"type": "SQL", "dialect": "postgresql", "url": url.host or "127.0.0.1",
+                             "port": url.port or 5432, "db": url.database}
+    if url.username:
+        store["username"] = url.username
+    if url.password:
+        store["password"] = url.password
+    return store
+
+
+def lock_store(redis_url: str) -> dict[str, Any] | None:
+    if not redis_url:
+        return None
+    url = make_url(redis_url.replace("redis://", "redis+py://", 1) if redis_url.startswith("redis://") else redis_url)
+    store: dict[str, Any] = {"type": "redis", "url": url.host or "127.0.0.1", "port": url.port or 6379,
+                             "db": int(url.database or 0), "key_prefix": "shop"}
+    if url.password:
+        store["password"] = url.password
+    return store
+
+
+def render(*, action_url: str, database_url: str, sqlite_file: str, redis_url: str = "") -> dict[str, Any]:
+    endpoints: dict[str, Any] = {"action_endpoint": {"url": action_url},
+                                 "tracker_store": tracker_store(database_url, sqlite_file)}
+    lock = lock_store(redis_url)
+    if lock is not None:
+        endpoints["lock_store"] = lock
+    return endpoints
+
+
+def write(path: Path, **kwargs: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "# Generated at start-up from DATABASE_URL and REDIS_URL (bot/rasa_endpoints.py); do not edit.\n"
+    path.write_text(body + yaml.safe_dump(render(**kwargs), sort_keys=False))
+    path.chmod(0o600)  # it may hold database and Redis passwords
+    return path

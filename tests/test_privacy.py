@@ -1,0 +1,394 @@
+"""Privacy: redaction (texts, logs, helpdesk payloads, CSV, the gateway's card masking), export, erasure and
+retention on the real test database and a real tracker store in Rasa's format (a temporary SQLite file)."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+
+from bot.analytics.export import to_csv
+from bot.clock import utcnow
+from bot.config import HelpdeskWebhook, Settings
+from bot.db import Base, session_scope
+from bot.handoff.delivery import TicketFacts, body_for
+from bot.handoff.models import QUEUED, RESOLVED, HelpdeskOutbox, Ticket, TicketMessage
+from bot.privacy.erase import erase_customer
+from bot.privacy.export import UnknownSubject, export_customer
+from bot.privacy.models import ERASE, RETENTION, PrivacyLog, email_hash
+from bot.privacy.redact import RedactingFilter, iban_valid, install_log_redaction, luhn_valid, mask_cards, redact
+from bot.privacy.retention import apply_retention
+from bot.rasa_events import EVENTS, create_events_table, read_events, tracker_engine
+from bot.shop.cart import CartItem, customer_cart_key
+from bot.shop.models import (
+    CrmProfile,
+    Customer,
+    Order,
+    OrderAccessGrant,
+    OrderItem,
+    Preference,
+    Refund,
+    Return,
+    Shipment,
+)
+from bot.training.models import LABELLED, OPEN, NluMessage
+from tests.conftest import ROOT, free_port
+
+# --------------------------------------------------------------------------- redaction
+
+
+@pytest.mark.parametrize(("given", "wanted"), [
+    ("my card is 4242 4242 4242 4242 exp 12/26", "my card is [card] exp 12/26"),
+    ("4111-1111-1111-1111", "[card]"),
+    ("4111111111111111.", "[card]."),
+    ("amex 3782 822463 10005 please", "amex [card] please"),
+    ("write to Ada.Lovelace+shop@example.co.uk today", "write to [email] today"),
+    ("call +1 (555) 123-4567 or 555-1234", "call [phone] or [phone]"),
+    ("+44 20 7946 0958", "[phone]"),
+    ("my IBAN is DE89 3704 0044 0532 0130 00 thanks", "my IBAN is [iban] thanks"),
+    ("GB82WEST12345698765432", "[iban]"),
+    # left alone: not valid, or not personal
+    ("4242 4242 4242 4241", "4242 4242 4242 4241"),  # Luhn fails
+    ("GB82WEST12345698765433", "GB82WEST12345698765433"),  # mod-97 fails
+    ("where is order NW-100234?", "where is order NW-100234?"),
+    ("sizes 8 10 12 14 16 in stock", "sizes 8 10 12 14 16 in stock"),
+    ("delivered on 2026-05-01 or 01.05.2026", "delivered on 2026-05-01 or 01.05.2026"),
+    ("jackets between 20 and 40, under 1299.99 dollars", "jackets between 20 and 40, under 1299.99 dollars"),
+    ("tracking 1Z999AA10123456784 and 12345678901234", "tracking 1Z999AA10123456784 and 12345678901234"),
+])
+def test_redact_finds_personal_data_and_leaves_ordinary_numbers(given: str, wanted: str) -> None:
+    assert redact(given) == wanted
+
+
+def test_mask_cards_keeps_the_last_four_digits_and_nothing_else_changes() -> None:
+    assert mask_cards("pay with 4242 4242 4242 4242, mail a@b.com") == "pay with •••• 4242, mail a@b.com"
+    assert mask_cards("5555555555554444 and 4242 4242 4242 4241") == "•••• 4444 and 4242 4242 4242 4241"
+    assert mask_cards("order NW-100234, 2 items") == "order NW-100234, 2 items"
+    assert luhn_valid("4242424242424242") and not luhn_valid("4242424242424241")
+    assert iban_valid("de89 3704 0044 0532 0130 00") and not iban_valid("DE88370400440532013000")
+
+
+def test_log_records_are_redacted_whichever_logger_makes_them() -> None:
+    install_log_redaction()
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
+    child = logging.getLogger("bot.test_privacy.child")
+    child.addHandler(handler)
+    child.setLevel(logging.INFO)
+    try:
+        child.info("shopper %s paid with %s", "ada@example.com", "4242 4242 4242 4242")
+        try:
+            raise ValueError("card 4111111111111111")
+        except ValueError:
+            child.exception("failed for +1 555 123 4567")
+    finally:
+        child.removeHandler(handler)
+    assert seen[0].getMessage() == "shopper [email] paid with [card]"
+    formatted = logging.Formatter().format(seen[1])
+    assert "[phone]" in formatted and "[card]" in formatted and "4111111111111111" not in formatted
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "IBAN %s", ("GB82WEST12345698765432",), None)
+    assert RedactingFilter().filter(record) and record.getMessage() == "IBAN [iban]"
+
+
+def test_helpdesk_payload_is_redacted_only_when_the_webhook_asks() -> None:
+    packet = {"customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+1 555 123 4567"},
+              "transcript": [{"role": "shopper", "text": "card 4242 4242 4242 4242, IBAN GB82WEST12345698765432"}],
+              "summary": "Ada Lovelace wants a refund"}
+    ticket = TicketFacts(1, "conv-x", None, "refund", "", 10, QUEUED, utcnow())
+    hook = {"name": "g", "kind": "generic", "url": "https://example.invalid/hook"}
+    redacted = json.dumps(body_for(HelpdeskWebhook(**hook, redact=True), ticket, packet, public_url=""))
+    plain = json.dumps(body_for(HelpdeskWebhook(**hook), ticket, packet, public_url=""))
+    for secret in ("ada@example.com", "Ada Lovelace", "4242 4242", "GB82WEST", "555 123"):
+        assert secret not in redacted and secret in plain
+    assert "[card]" in redacted and "[iban]" in redacted
+
+
+def test_analytics_csv_cells_are_redacted() -> None:
+    report = {"since": "2026-01-01", "until": "2026-01-31",
+              "top_intents": {"intents": [{"intent": "mail ada@example.com", "count": 1, "share": 1.0}]}}
+    csv_text = to_csv("top_intents", report)
+    assert "ada@example.com" not in csv_text and "mail [email]" in csv_text
+
+
+class RecordingRasa:
+    """A real HTTP server on 127.0.0.1 that answers Rasa's REST channel and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                received.append(json.loads(body or b"{}"))
+                out = b'[{"text": "ok"}]' if self.path.startswith("/webhooks/rest") else b"{}"
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_gateway_masks_card_numbers_before_rasa_sees_them(catalog: int) -> None:
+    rasa = RecordingRasa()
+    try:
+        app = create_gateway(rasa.url)
+        with TestClient(app) as client:
+            response = client.post("/api/chat", json={"conversation_id": "conv-card-0001",
+                                                      "text": "my card 4242 4242 4242 4242 was charged twice"})
+            assert response.status_code == 200 and response.json()["replies"] == [{"text": "ok"}]
+            with client.websocket_connect("/ws/chat?conversation_id=conv-card-0002") as socket:
+                socket.send_text(json.dumps({"type": "message", "text": "card 5555-5555-5555-4444 please"}))
+                frames = [socket.receive_json() for _ in range(3)]
+                assert {"type": "bot", "messages": [{"text": "ok"}]} in frames
+    finally:
+        rasa.close()
+    messages = [body["message"] for body in rasa.received if "message" in body]
+    assert messages == ["my card •••• 4242 was charged twice", "card •••• 4444 please"]
+
+
+def create_gateway(rasa_url: str) -> Any:
+    from bot.web.app import create_app
+
+    return create_app(Settings(rasa_url=rasa_url, actions_url=rasa_url, rasa_timeout_s=5.0))
+
+
+# --------------------------------------------------------------------------- a customer with a footprint
+
+
+def _ts(at: datetime) -> float:
+    return float(calendar.timegm(at.timetuple()))
+
+
+def write_events(url: str, rows: list[tuple[str, str, dict[str, Any], datetime]]) -> None:
+    """(sender, type, event JSON, when) rows as Rasa's SQLTrackerStore stores them."""
+    create_events_table(url)
+    records = []
+    for sender, kind, event, at in rows:
+        event = {"event": kind, "timestamp": _ts(at), **event}
+        records.append({"sender_id": sender, "type_name": kind, "timestamp": _ts(at),
+                        "intent_name": (event.get("parse_data") or {}).get("intent", {}).get("name"),
+                        "action_name": event.get("name"), "data": json.dumps(event)})
+    with tracker_engine(url).begin() as conn:
+        conn.execute(EVENTS.insert(), records)
+
+
+@pytest.fixture
+def footprint(catalog: int, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A customer with an account, orders (one as a guest), carts, a ticket, NLU inbox rows and conversations,
+    next to another shopper's conversation that must stay untouched."""
+    tag = uuid.uuid4().hex[:8]
+    email = f"ada.{tag}@example.com"
+    tracker = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    now = utcnow()
+    signed_in, guest, other = f"conv-{tag}-signed", f"conv-{tag}-guest", f"conv-{tag}-other"
+    with session_scope() as s:
+        product_id = s.scalar(text("SELECT id FROM products ORDER BY id LIMIT 1"))
+        customer = Customer(email=email, name="Ada Lovelace", phone="+44 20 7946 0958", postcode="N1 9GU",
+                            consent_personalization=True, consent_updated_at=now)
+        s.add(customer)
+        s.flush()
+        s.add(Preference(customer_id=customer.id, kind="size", value="M", created_at=now))
+        s.add(CrmProfile(customer_id=customer.id, segment="loyal", orders_count=1, lifetime_value=59.0,
+                         computed_at=now))
+        orders = []
+        for n, owner in enumerate((customer.id, None)):
+            order = Order(number=f"PV-{tag}{n}", customer_id=owner, email=email.upper() if owner is None else email,
+                          status="delivered", subtotal=59.0, total=59.0, ship_name="Ada Lovelace",
+                          ship_line1="12 Analytical Row", ship_city="London", ship_postcode="N1 9GU",
+                          ship_country="GB", placed_at=now - timedelta(days=10))
+            order.items.append(OrderItem(sku=f"SKU-{tag}", title="Rain jacket", quantity=1, unit_price=59.0))
+            s.add(order)
+            orders.append(order)
+        s.flush()
+        orders[0].shipment = Shipment(carrier="DHL", tracking_number="JD0001", shipped_at=now - timedelta(days=9))
+        ret = Return(rma=f"RMA-{tag}", order_id=orders[0].id, reason="too_small",
+                     comment="call me on +44 20 7946 0958", items=[], amount=59.0, created_at=now)
+        s.add(ret)
+        s.flush()
+        s.add(Refund(order_id=orders[0].id, return_id=ret.id, amount=59.0, reason="return", created_at=now))
+        s.add(OrderAccessGrant(conversation_id=guest, order_id=orders[1].id, granted_at=now,
+                               expires_at=now + timedelta(hours=2)))
+        s.add(CartItem(cart_key=customer_cart_key(customer.id), product_id=product_id, quantity=1))
+        s.add(CartItem(cart_key=signed_in, product_id=product_id, quantity=2))
+        s.add(CartItem(cart_key=other, product_id=product_id, quantity=1))
+        ticket = Ticket(conversation_id=signed_in, customer_id=customer.id, reason="human_request",
+                        reason_detail=f"asked by {email}", status=QUEUED, created_at=now, followup_email=email,
+                        context={"customer": {"name": "Ada Lovelace", "email": email}})
+        ticket.messages.append(TicketMessage(role="shopper", text="I am Ada, reach me at " + email, created_at=now))
+        s.add(ticket)
+        s.flush()
+        s.add(HelpdeskOutbox(ticket_id=ticket.id, target="desk", kind="generic", url="https://x.invalid",
+                             payload={"context": {"customer": {"email": email}}},
+                             idempotency_key=f"key-{tag}", next_attempt_at=now, created_at=now))
+        base = 10_000_000 + int(tag, 16) % 1_000_000 * 10
+        for i, sender in enumerate((signed_in, other)):
+            s.add(NluMessage(event_id=base + i, sender_id=sender, text="hi", group_key=f"hi-{tag}-{i}",
+                             timestamp=now))
+        ids = {"customer": customer.id, "orders": [o.id for o in orders], "ticket": ticket.id}
+    write_events(tracker, [
+        (signed_in, "user", {"text": "hello", "metadata": {"customer_id": ids["customer"], "channel": "widget"},
+                             "parse_data": {"intent": {"name": "greet"}}}, now),
+        (signed_in, "bot", {"text": "Hi Ada!"}, now),
+        (guest, "user", {"text": f"my email is {email.upper()}", "metadata": {}}, now),
+        (other, "user", {"text": "hello", "metadata": {"customer_id": ids["customer"] + 1}}, now),
+    ])
+    yield {"email": email, "tracker": tracker, "tag": tag, "conversations": [guest, signed_in], "other": other,
+           **ids}
+    with session_scope() as s:  # leave no personal data in the shared test database
+        erase_customer(s, email, tracker, actor="test:teardown")
+
+
+def test_export_holds_everything_about_the_customer(footprint: dict[str, Any]) -> None:
+    with session_scope() as s:
+        doc = export_customer(s, footprint["email"].upper(), footprint["tracker"])
+    json.dumps(doc)  # plain JSON
+    assert doc["customer"]["name"] == "Ada Lovelace" and doc["customer"]["phone"] == "+44 20 7946 0958"
+    assert doc["crm_profile"]["segment"] == "loyal" and [p["value"] for p in doc["preferences"]] == ["M"]
+    assert sorted(o["id"] for o in doc["orders"]) == sorted(footprint["orders"])  # the guest order too
+    first = next(o for o in doc["orders"] if o["customer_id"])
+    assert first["items"][0]["title"] == "Rain jacket" and first["shipment"]["carrier"] == "DHL"
+    assert first["returns"][0]["comment"] and first["refunds"][0]["amount"] == 59.0
+    assert {c["cart_key"] for c in doc["carts"]} == {customer_cart_key(footprint["customer"]),
+                                                     footprint["conversations"][1]}
+    assert doc["tickets"][0]["messages"][0]["text"].startswith("I am Ada")
+    conversations = {c["conversation_id"]: c["events"] for c in doc["conversations"]}
+    assert sorted(conversations) == footprint["conversations"]  # signed in, and the guest who typed the email
+    assert [e["type"] for e in conversations[footprint["conversations"][1]]] == ["user", "bot"]
+    assert [m["sender_id"] for m in doc["nlu_review"]] == [footprint["conversations"][1]]
+
+
+def _all_text(session: Any) -> str:
+    """Every value of every table the project owns, as one string."""
+    parts = []
+    for table in Base.metadata.sorted_tables:
+        for row in session.execute(select(table)):
+            parts.append(json.dumps([str(v) for v in row]))
+    return "\n".join(parts)
+
+
+def test_erase_removes_personal_data_keeps_anonymised_orders_and_is_logged(footprint: dict[str, Any]) -> None:
+    email, tracker = footprint["email"], footprint["tracker"]
+    with session_scope() as s:
+        result = erase_customer(s, email, tracker, actor="test:lead")
+    assert not result.already_erased
+    counts = result.counts
+    assert counts["customers"] == 1 and counts["orders"] == 2 and counts["conversations"] == 2
+    assert counts["tracker_events"] == 3 and counts["cart_items"] == 2 and counts["ticket_messages"] == 1
+    with session_scope() as s:
+        everything = _all_text(s)
+        for secret in (email, "Ada Lovelace", "7946 0958", "Analytical Row", "N1 9GU", "reach me"):
+            assert secret.lower() not in everything.lower(), secret
+        customer = s.get(Customer, footprint["customer"])
+        assert customer is not None and customer.email == f"erased-{customer.id}@invalid"
+        assert not customer.consent_personalization  # history is no longer used for personalization
+        orders = [s.get(Order, i) for i in footprint["orders"]]
+        assert [o.total for o in orders if o] == [59.0, 59.0] and all(o and o.items for o in orders)
+        assert orders[1] is not None and orders[1].email == f"erased-order-{orders[1].id}@invalid"
+        assert orders[0] is not None and orders[0].ship_country == "GB" and orders[0].refunds
+        assert s.get(CrmProfile, footprint["customer"]) is None
+        assert s.scalars(select(Preference).where(Preference.customer_id == footprint["customer"])).all() == []
+        ticket = s.get(Ticket, footprint["ticket"])
+        assert ticket is not None and ticket.context == {} and ticket.messages == []
+        assert s.scalars(select(HelpdeskOutbox).where(HelpdeskOutbox.ticket_id == ticket.id)).all() == []
+        # the other shopper keeps their cart and inbox row
+        assert s.scalars(select(CartItem).where(CartItem.cart_key == footprint["other"])).all()
+        assert s.scalars(select(NluMessage).where(NluMessage.sender_id == footprint["other"])).all()
+        log = s.scalars(select(PrivacyLog).where(PrivacyLog.subject_hash == email_hash(email))).all()
+        assert [(r.action, r.actor) for r in log] == [(ERASE, "test:lead")]
+        assert email not in json.dumps(log[0].counts)
+    assert {e.sender_id for e in read_events(tracker)} == {footprint["other"]}
+    # idempotent: a second run finds nothing and says so; an address never seen is an error
+    with session_scope() as s:
+        assert erase_customer(s, email, tracker).already_erased
+    with session_scope() as s, pytest.raises(UnknownSubject, match="nothing is held"):
+        erase_customer(s, f"nobody-{footprint['tag']}@example.com", tracker)
+
+
+def _cli(*args: str, tracker: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHOP_TRACKER_STORE_URL": tracker}
+    return subprocess.run([sys.executable, "-m", "bot", "privacy", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_export_then_erase(footprint: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "export.json"
+    done = _cli("export", footprint["email"], "--out", str(out), tracker=footprint["tracker"])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["customer"]["name"] == "Ada Lovelace"
+    assert out.stat().st_mode & 0o077 == 0  # readable by its owner only
+    unknown = _cli("export", f"nobody-{footprint['tag']}@example.com", tracker=footprint["tracker"])
+    assert unknown.returncode == 1 and "nothing is held" in unknown.stderr
+    erased = _cli("erase", footprint["email"], "--yes", tracker=footprint["tracker"])
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout)["erased"]["customers"] == 1
+    with session_scope() as s:
+        actions = s.scalars(select(PrivacyLog.action).where(
+            PrivacyLog.subject_hash == email_hash(footprint["email"])).order_by(PrivacyLog.id)).all()
+    assert actions == ["export", ERASE]
+
+
+def test_retention_deletes_what_is_older_than_the_period(catalog: int, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    tracker = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    now = utcnow()
+    old, recent, ongoing = now - timedelta(days=400), now - timedelta(days=5), f"conv-{tag}-ongoing"
+    write_events(tracker, [
+        (f"conv-{tag}-old", "user", {"text": "hi"}, old), (f"conv-{tag}-old", "bot", {"text": "hello"}, old),
+        (ongoing, "user", {"text": "hi"}, old), (ongoing, "user", {"text": "still here"}, recent),
+        (f"conv-{tag}-new", "user", {"text": "hi"}, recent),
+    ])
+    base = 20_000_000 + int(tag, 16) % 1_000_000 * 10
+    with session_scope() as s:
+        s.add_all([NluMessage(event_id=base + i, sender_id=f"conv-{tag}-nlu", text="hi", group_key=f"g-{tag}-{i}",
+                              timestamp=at, status=status)
+                   for i, (at, status) in enumerate([(old, OPEN), (old, LABELLED), (recent, OPEN)])])
+        tickets = [Ticket(conversation_id=f"conv-{tag}-t{i}", reason="human_request", status=status,
+                          created_at=old, resolved_at=old if status == RESOLVED else None)
+                   for i, status in enumerate([RESOLVED, QUEUED])]
+        tickets[0].messages.append(TicketMessage(role="shopper", text="hello", created_at=old))
+        s.add_all(tickets)
+        s.flush()
+        ticket_ids = [t.id for t in tickets]
+    with session_scope() as s:
+        assert apply_retention(s, tracker, 0).counts == {}  # 0 keeps everything
+        result = apply_retention(s, tracker, 365, actor="test:cron")
+    assert result.counts["conversations"] == 1 and result.counts["tracker_events"] == 2
+    assert result.counts["tickets"] >= 1 and result.counts["nlu_messages"] >= 1
+    assert {e.sender_id for e in read_events(tracker)} == {ongoing, f"conv-{tag}-new"}
+    with session_scope() as s:
+        left = s.scalars(select(NluMessage.status).where(NluMessage.sender_id == f"conv-{tag}-nlu")
+                         .order_by(NluMessage.id)).all()
+        assert left == [LABELLED, OPEN]  # the labelled example stays, the recent one too
+        assert s.get(Ticket, ticket_ids[0]) is None and s.get(Ticket, ticket_ids[1]) is not None
+        log = s.scalars(select(PrivacyLog).where(PrivacyLog.action == RETENTION, PrivacyLog.actor == "test:cron"))
+        assert [r.counts["days"] for r in log] == [365]
