@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import math
 import re
 import time
@@ -19,6 +20,7 @@ from typing import Protocol
 PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
            "h": 3600.0, "hour": 3600.0}
 _RULE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+)\s*(?:,?\s*burst\s*=?\s*(\d+))?\s*$", re.IGNORECASE)
+log = logging.getLogger("bot.web.ratelimit")
 OFF = frozenset({"", "0", "off", "none", "unlimited"})
 
 
@@ -154,3 +156,46 @@ class ChatLimiter:
             if wait > 0:
                 return Limited("conversation", wait)
         return None
+
+
+# One atomic token-bucket step in Redis: KEYS[1] the bucket; ARGV rate per second, burst, now (seconds).
+_TAKE = """
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = tonumber(state[1])
+if tokens == nil then tokens = burst else
+  tokens = math.min(burst, tokens + (now - tonumber(state[2])) * rate) end
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return tostring(wait)
+"""
+
+
+class RedisBuckets:
+    """The same buckets in Redis (``REDIS_URL``), so the limits hold across gateway replicas. Redis's own
+    clock is used (``TIME``), so replicas whose clocks differ still agree. If Redis cannot be reached the
+    message is let through (the limit is a protection, not a gate the chat depends on) and logged."""
+
+    def __init__(self, url: str, prefix: str = "shop:rl:") -> None:
+        import redis.asyncio as aioredis
+
+        self.prefix = prefix
+        self._redis = aioredis.from_url(url)
+        self._script = self._redis.register_script(_TAKE)
+
+    async def take(self, key: str, rule: Rule) -> float:
+        from redis.exceptions import RedisError
+
+        try:
+            seconds, micros = await self._redis.time()
+            wait = await self._script(keys=[self.prefix + key],
+                                      args=[rule.per_second, rule.burst, seconds + micros / 1e6])
+        except (OSError, RedisError):
+            log.warning("rate limit: Redis unavailable, message let through", exc_info=True)
+            return 0.0
+        return float(wait.decode() if isinstance(wait, bytes) else wait)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

@@ -187,12 +187,14 @@ async def receive_frame(websocket: WebSocket, max_bytes: int) -> str:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """The gateway's hardening: body limits, security headers, and the chat limiter on ``app.state``."""
-    from bot.web.ratelimit import ChatLimiter
+    from bot.web.ratelimit import ChatLimiter, RedisBuckets
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, limits={"/api/": settings.max_chat_body_bytes})
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
-    app.state.chat_limiter = ChatLimiter.from_settings(settings)
+    # with REDIS_URL every gateway replica draws from the same buckets
+    store = RedisBuckets(settings.redis_url) if settings.redis_url else None
+    app.state.chat_limiter = ChatLimiter.from_settings(settings, store)
 
 
 class AsciiJSONResponse(JSONResponse):
