@@ -82,6 +82,7 @@ class Stack:
 
         env = self._env()
         default_db = f"sqlite:///{PROJECT_ROOT / 'var' / 'shop.sqlite3'}"
+        rasa_endpoints.ensure_event_database(env.get("DATABASE_URL", default_db))
         return rasa_endpoints.write(self.endpoints_file, action_url=env["ACTION_ENDPOINT_URL"],
                                     database_url=env.get("DATABASE_URL", default_db),
                                     sqlite_file=str(self.config.tracker_db), redis_url=env.get("REDIS_URL", ""))

@@ -2,9 +2,11 @@
 
 Embedded (the defaults): a SQLite tracker store and Rasa's in-process lock store. ``DATABASE_URL`` on
 PostgreSQL puts the tracker store in that database (beside our tables, which the console and analytics
-read); ``REDIS_URL`` switches Rasa to the Redis lock store, so several Rasa servers can serve one
-conversation without interleaving its messages. The repository's ``endpoints.yml`` describes the
-embedded mode with environment variables (for docker-compose); this module is what the stack uses.
+read) and Rasa's SQL event broker in ``<db>_events`` on the same server (every event as JSON, for
+consumers that should not read the tracker store); ``REDIS_URL`` switches Rasa to the Redis lock
+store, so several Rasa servers can serve one conversation without interleaving its messages. The
+repository's ``endpoints.yml`` describes the embedded mode with environment variables, and
+``docker/endpoints.compose.yml`` the compose one; this module is what the stack uses.
 """
 
 from __future__ import annotations
@@ -22,13 +24,43 @@ def tracker_store(database_url: str, sqlite_file: str) -> dict[str, Any]:
         return {"type": "SQL", "dialect": "sqlite", "db": sqlite_file}
     if url.get_backend_name() != "postgresql":
         raise ValueError(f"Rasa's tracker store supports SQLite or PostgreSQL here, not {url.get_backend_name()}")
-    store: dict[str, Any] = {"type": "SQL", "dialect": "postgresql", "url": url.host or "127.0.0.1",
+    # pre-pings pooled connections (rasa_addons/pinging_sql.py): a dropped connection loses no message
+    store: dict[str, Any] = {"type": "rasa_addons.pinging_sql.PingingSQLTrackerStore", "dialect": "postgresql",
+                             "url": url.host or "127.0.0.1",
                              "port": url.port or 5432, "db": url.database}
     if url.username:
         store["username"] = url.username
     if url.password:
         store["password"] = url.password
     return store
+
+
+def event_database(database_url: str) -> str | None:
+    """Name of the database Rasa's SQL event broker writes to on PostgreSQL (``<db>_events``): its table
+    is also called ``events``, so it cannot share the tracker store's database."""
+    url = make_url(database_url)
+    return f"{url.database}_events" if url.get_backend_name() == "postgresql" else None
+
+
+def event_broker(database_url: str) -> dict[str, Any] | None:
+    name = event_database(database_url)
+    if name is None:
+        return None
+    return {**tracker_store(database_url, ""), "type": "rasa_addons.pinging_sql.PingingSQLEventBroker", "db": name}
+
+
+def ensure_event_database(database_url: str) -> None:
+    """Creates the event broker's database on the PostgreSQL server when it is missing."""
+    name = event_database(database_url)
+    if name is None:
+        return
+    import psycopg
+
+    url = make_url(database_url).set(drivername="postgresql", database="postgres")
+    dsn = url.render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def lock_store(redis_url: str) -> dict[str, Any] | None:
@@ -45,6 +77,9 @@ def lock_store(redis_url: str) -> dict[str, Any] | None:
 def render(*, action_url: str, database_url: str, sqlite_file: str, redis_url: str = "") -> dict[str, Any]:
     endpoints: dict[str, Any] = {"action_endpoint": {"url": action_url},
                                  "tracker_store": tracker_store(database_url, sqlite_file)}
+    broker = event_broker(database_url)
+    if broker is not None:
+        endpoints["event_broker"] = broker
     lock = lock_store(redis_url)
     if lock is not None:
         endpoints["lock_store"] = lock

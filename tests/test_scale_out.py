@@ -83,6 +83,7 @@ def test_rasa_uses_postgres_and_redis(replicas: tuple[Stack, Stack]) -> None:
         endpoints = yaml.safe_load(stack.endpoints_file.read_text())
         assert endpoints["tracker_store"]["dialect"] == "postgresql"
         assert endpoints["lock_store"]["type"] == "redis"
+        assert endpoints["event_broker"]["type"] == "SQL" and endpoints["event_broker"]["db"] == "scale_out_events"
 
 
 def _talk(stacks: tuple[Stack, Stack], conversation_id: str, texts: list[str], offset: int) -> list[list[str]]:
@@ -103,7 +104,8 @@ def _said(stack: Stack, conversation_id: str) -> list[str]:
     return [e["text"] for e in tracker["events"] if e["event"] == "user"]
 
 
-def test_messages_alternating_between_replicas_are_kept_once_and_in_order(replicas: tuple[Stack, Stack]) -> None:
+def test_messages_alternating_between_replicas_are_kept_once_and_in_order(replicas: tuple[Stack, Stack],
+                                                                          engines: tuple[str, str]) -> None:
     # eight shoppers at once, each alternating between the two replicas
     ids = [f"scale-{uuid.uuid4().hex[:10]}" for _ in range(8)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
@@ -113,6 +115,16 @@ def test_messages_alternating_between_replicas_are_kept_once_and_in_order(replic
         assert _said(replicas[0], conversation_id) == SCRIPT
         assert _said(replicas[1], conversation_id) == SCRIPT
         assert "payment" in " ".join(replies[1]).lower() or "accept" in " ".join(replies[1]).lower(), replies[1]
+    # Rasa's SQL event broker wrote the same messages to <db>_events
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    broker = create_engine(make_url(engines[0]).set(database="scale_out_events"))
+    with broker.connect() as conn:
+        rows = conn.execute(text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": ids[0]}).all()
+    broker.dispose()
+    events = [json.loads(row.data) for row in rows]
+    assert [e["text"] for e in events if e["event"] == "user"] == SCRIPT
 
 
 def _agent_session(gateway: str, username: str) -> tuple[httpx.Client, str]:
