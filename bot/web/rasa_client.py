@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import httpx
 
-APOLOGY = ("Sorry, I'm having trouble answering right now. Please try again in a minute; "
-           "your message was not lost, just send it again.")
+APOLOGY = ("Sorry, I'm having trouble answering right now and couldn't take in your message. "
+           "Please send it again in a minute.")
 
 
 class RasaUnavailable(RuntimeError):
