@@ -51,8 +51,8 @@ def _price_band(prices: list[float]) -> float | None:
     return float(band) if band > min(prices) else None
 
 
-def _quick_replies(hits: list[Hit], filters: Filters) -> list[dict[str, str]]:
-    """Narrowing suggestions from what the results actually contain."""
+def _quick_replies(hits: list[Hit], filters: Filters, has_more: bool) -> list[dict[str, str]]:
+    """Narrowing suggestions from what the results actually contain; "Show more" only when there is more."""
     replies = []
     band = _price_band([h.product.price for h in hits if h.product.price is not None])
     if band is not None and (filters.max_price is None or band < filters.max_price):
@@ -63,7 +63,8 @@ def _quick_replies(hits: list[Hit], filters: Filters) -> list[dict[str, str]]:
     if not filters.colors:
         colors = Counter(h.product.color for h in hits if h.product.color)
         replies += [refine_button(f"In {color}") for color, _ in colors.most_common(2) if len(colors) > 1]
-    replies.append(refine_button("Show more"))
+    if has_more:
+        replies.append(refine_button("Show more"))
     return replies
 
 
@@ -71,11 +72,11 @@ def _show_results(
     dispatcher: CollectingDispatcher, query: ParsedQuery, offset: int, intro: str
 ) -> list[dict[str, Any]]:
     search = services.product_search()
-    hits = search.search(query, limit=PAGE, offset=offset)
+    hits = search.search(query, limit=PAGE + 1, offset=offset)  # one extra tells whether "Show more" has more
     relaxed = ""
     if not hits and offset == 0:
         for label, looser in _relaxations(query.filters):
-            hits = search.search(replace(query, filters=looser), limit=PAGE)
+            hits = search.search(replace(query, filters=looser), limit=PAGE + 1)
             if hits:
                 relaxed = label
                 query = replace(query, filters=looser)
@@ -86,10 +87,11 @@ def _show_results(
         else:
             dispatcher.utter_message(text="I couldn't find anything like that. Could you describe it differently?")
         return []
+    has_more, hits = len(hits) > PAGE, hits[:PAGE]
     if relaxed:
         intro = f"Nothing matched exactly, so I dropped the {relaxed}. Here's the closest:"
     dispatcher.utter_message(text=intro, json_message=product_cards([(h.product, h.reason) for h in hits]))
-    dispatcher.utter_message(text="Want me to narrow it down?", buttons=_quick_replies(hits, query.filters))
+    dispatcher.utter_message(text="Want me to narrow it down?", buttons=_quick_replies(hits, query.filters, has_more))
     return [
         SlotSet("shown_products", [h.product.id for h in hits]),
         SlotSet("search_query", query.text),

@@ -72,6 +72,9 @@ class Script:
 SEARCHES = ["i need a warm waterproof jacket under 80", "show me running shoes", "looking for a leather bag",
             "do you have wool sweaters", "i want a red dress", "find me hiking boots under 120",
             "show me t-shirts for men", "i'm looking for a backpack"]
+# Broad searches whose first page on the demo catalog always offers narrowing buttons (tests/test_loadbench.py).
+BROAD_SEARCHES = ["show me running shoes", "looking for a leather bag", "do you have wool sweaters",
+                  "i'm looking for a backpack"]
 REFINEMENTS = ["cheaper", "show more", "in black", "under 50", "something else"]
 DETAILS = ["tell me more about the second one", "tell me more about the first one", "more about the third one"]
 GREETINGS = ["hi there", "hello", "hey"]
@@ -87,7 +90,7 @@ def scripts(rng: random.Random, orders: list[DemoOrder]) -> dict[str, Callable[[
                                         Turn(rng.choice(REFINEMENTS), expect="cards"), Turn(rng.choice(DETAILS))])
 
     def quick_replies() -> Script:
-        return Script("quick_replies", [Turn(rng.choice(SEARCHES), expect="cards"),
+        return Script("quick_replies", [Turn(rng.choice(BROAD_SEARCHES), expect="cards"),
                                         Turn(button="/refine_search", expect="cards"), Turn(rng.choice(DETAILS)),
                                         Turn(rng.choice(POLICY))])
 

@@ -95,6 +95,23 @@ def test_refine_color_and_show_more() -> None:
     assert not set(more["shown_products"]) & set(red["shown_products"])
 
 
+def test_show_more_is_offered_only_while_there_is_more() -> None:
+    messages, page = run(ActionSearchProducts(), tracker("red clothing", "search_product"))
+    seen: list[int] = []
+    for _ in range(60):
+        seen += page["shown_products"]
+        titles = [b["title"] for m in messages for b in m.get("buttons", []) if "/refine_search" in b["payload"]]
+        if "Show more" not in titles:
+            break
+        messages, page = run(ActionRefineSearch(), tracker("show more", "refine_search", page))
+        assert cards(messages), "Show more was offered but the next page was empty"
+    else:
+        pytest.fail("sixty pages of results: the test query is too broad")
+    assert len(seen) == len(set(seen)) and len(seen) > 5  # paged at least once, never the same product twice
+    messages, _ = run(ActionRefineSearch(), tracker("show more", "refine_search", page))
+    assert not cards(messages) and "everything I have" in messages[0]["text"]
+
+
 def test_no_results_relaxes_a_constraint_and_says_which() -> None:
     messages, _ = run(ActionSearchProducts(), tracker("headphones under 3 dollars", "search_product"))
     assert cards(messages) and all("Headphones" in c["title"] for c in cards(messages))

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete
 
 from bot.db import session_scope
-from bot.loadbench import DemoOrder, Turn, TurnFailed, check, percentile, run
+from bot.loadbench import BROAD_SEARCHES, SEARCHES, DemoOrder, Turn, TurnFailed, check, percentile, run
 from bot.shop.models import SHIPPED, VerificationThrottle
 from bot.web.rasa_client import APOLOGY
 from tests.conftest import ROOT
@@ -24,6 +24,19 @@ def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 95), percentile(values, 99)) == (50.0, 95.0, 99.0)
     assert percentile([7.0], 99) == 7.0 and percentile([], 50) is None
+
+
+@pytest.mark.usefixtures("catalog")
+def test_scripted_searches_find_products_and_broad_ones_offer_buttons_to_press() -> None:
+    from actions.search import ActionSearchProducts
+    from tests.test_actions import cards, tracker
+    from tests.test_actions import run as run_action
+
+    for query in SEARCHES + BROAD_SEARCHES:
+        messages, _ = run_action(ActionSearchProducts(), tracker(query, "search_product"))
+        assert cards(messages), query
+        buttons = [b for m in messages for b in m.get("buttons", []) if b["payload"].startswith("/refine_search")]
+        assert buttons or query not in BROAD_SEARCHES, query
 
 
 def test_checks_tell_error_kinds_apart() -> None:
@@ -61,7 +74,7 @@ def test_two_shoppers_for_twenty_seconds(stack) -> None:  # type: ignore[no-unty
     orders = [DemoOrder(o.numbers[SHIPPED], o.email) for o in owners]
     result = run(2, 20 / 60, url=stack.gateway_url, orders=orders)
     assert set(result) == KEYS, result
-    assert result["errors"] == 0, result
+    assert result["errors"] == 0, (result["errors_by_kind"], result["error_samples"])
     assert result["shoppers"] == 2 and result["transport"] == "ws"
     assert result["turns"] >= 6, result  # think time 1-3 s: a shopper manages 5 or more turns in 20 s
     assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"], result
