@@ -1,9 +1,10 @@
 """Imports every module that defines tables, so Alembic and create_all see them all."""
 
-from bot.auth.models import User, UserSession
+from bot.auth.models import LoginFailure, User, UserSession
 from bot.catalog.models import Product
 from bot.handoff.models import AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
 from bot.privacy.models import PrivacyLog
+from bot.relay.models import HeldMessage
 from bot.shop.cart import CartItem
 from bot.shop.models import (
     CrmProfile,
@@ -24,8 +25,10 @@ __all__ = [
     "CartItem",
     "CrmProfile",
     "Customer",
+    "HeldMessage",
     "HelpdeskOutbox",
     "IngestState",
+    "LoginFailure",
     "ModelActivation",
     "ModelVersion",
     "NluLabelEvent",

@@ -25,17 +25,18 @@ from urllib.parse import unquote, urlparse
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import delete, select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from bot.auth import sessions, users
-from bot.auth.models import User
+from bot.auth.models import LoginFailure, User
 from bot.config import Settings
 from bot.db import session_scope
 from bot.handoff import tickets
 from bot.handoff.context import build_packet
 from bot.handoff.models import Ticket, TicketMessage
-from bot.web.agent import BACK_WITH_BOT, LoginThrottle
+from bot.web.agent import BACK_WITH_BOT
 from bot.web.app import create_app
 from bot.web.hub import Hub
 from tests.conftest import ROOT, free_port
@@ -357,6 +358,30 @@ def test_login_session_cookie_and_logout(gateway: Gateway, agent_factory) -> Non
         assert session.query(sessions.UserSession).filter_by(user_id=agent.user.id).count() == 0
 
 
+def test_failed_logins_are_throttled_by_name_and_address(gateway: Gateway) -> None:
+    user, other = make_user(), make_user()
+
+    def attempt(http: httpx.Client, username: str, password: str) -> httpx.Response:
+        token = re.search(r'name="csrf" value="([^"]+)"', http.get("/agent/login").text).group(1)  # type: ignore[union-attr]
+        return http.post("/agent/login", data={"username": username, "password": password, "csrf": token},
+                         headers={"Cookie": f"shop_login_csrf={token}"})
+
+    with session_scope() as session:  # earlier tests failed logins from 127.0.0.1 too
+        session.execute(delete(LoginFailure))
+    try:
+        with httpx.Client(base_url=gateway.url, trust_env=False) as http:
+            assert [attempt(http, user.username, "wrong").status_code for _ in range(10)] == [401] * 10
+            refused = attempt(http, user.username, PASSWORD)  # the right password, too late
+            assert refused.status_code == 429 and "Too many failed attempts" in refused.text
+            assert attempt(http, other.username, PASSWORD).status_code == 429  # the address is blocked too
+            with session_scope() as session:  # counted in the database, where every replica sees it
+                keys = set(session.scalars(select(LoginFailure.key)))
+            assert f"user:{user.username.lower()}" in keys and "addr:127.0.0.1" in keys
+    finally:
+        with session_scope() as session:  # other tests log in from 127.0.0.1
+            session.execute(delete(LoginFailure))
+
+
 def test_cookies_are_secure_off_loopback_and_login_needs_its_form_token(gateway: Gateway) -> None:
     user = make_user()
     with httpx.Client(base_url=gateway.url, trust_env=False, headers={"Host": "inbox.shop.example"}) as http:
@@ -374,14 +399,6 @@ def test_cookies_are_secure_off_loopback_and_login_needs_its_form_token(gateway:
         cross = http.post("/agent/login", data={"username": user.username, "password": PASSWORD, "csrf": token},
                           headers={"Cookie": f"shop_login_csrf={token}", "Origin": "https://evil.example"})
         assert cross.status_code == 403
-
-
-def test_login_attempts_are_throttled() -> None:
-    throttle = LoginThrottle(limit=3, window_s=60)
-    for _ in range(3):
-        assert not throttle.blocked("user:x", "addr:1")
-        throttle.failed("user:x", "addr:1")
-    assert throttle.blocked("user:x") and throttle.blocked("addr:1") and not throttle.blocked("user:y")
 
 
 def test_state_changes_need_the_csrf_token_and_the_right_role(gateway: Gateway, agent_factory) -> None:  # type: ignore[no-untyped-def]

@@ -25,14 +25,17 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from sqlalchemy import select
+from websockets.sync.client import connect
 
 from bot.catalog import demo
 from bot.catalog.store import upsert_products
 from bot.db import migrate, session_scope
 from bot.devstack import Stack, StackConfig
 from bot.handoff.models import DELIVERED, PENDING, HelpdeskOutbox
+from bot.relay import held as held_queue
+from bot.relay.models import HeldMessage
 from bot.training import rasa_model
-from bot.web.rasa_client import APOLOGY
+from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE
 from tests.conftest import ROOT, TEST_CATALOG_SIZE, free_port
 
 pytestmark = [pytest.mark.integration]
@@ -156,6 +159,47 @@ def test_restarted_rasa_keeps_the_conversation_and_its_form(faulty: Faulty) -> N
 
     going_on = shopper.say("someone@example.com")  # the form goes on where it was: the contact is checked
     assert not going_on["degraded"] and "couldn't match" in text_of(going_on), going_on
+    shopper.assert_nothing_lost()
+
+
+def test_messages_sent_while_rasa_is_down_are_kept_and_answered_in_order_once_it_is_back(faulty: Faulty) -> None:
+    shopper = Shopper(faulty, "fault-held")
+    ws_url = faulty.stack.gateway_url.replace("http://", "ws://") + f"/ws/chat?conversation_id={shopper.id}"
+    with connect(ws_url, origin=faulty.stack.gateway_url, open_timeout=10, proxy=None) as widget:  # type: ignore[arg-type]
+
+        def say(text: str) -> list[dict[str, Any]]:
+            shopper.sent.append(text)
+            widget.send(json.dumps({"type": "message", "text": text}))
+            while True:
+                frame = json.loads(widget.recv(timeout=60))
+                if frame.get("type") == "bot":
+                    return frame["messages"]  # type: ignore[no-any-return]
+
+        assert say("hi") and shopper.tracker()["latest_message"]["text"] == "hi"
+        faulty.kill("rasa")
+        assert say("show me running shoes") == [{"text": HELD}]
+        assert say("what is your return policy") == [{"text": HELD_MORE}]
+        by_api = shopper.say("how much is shipping")  # the same conversation over HTTP waits behind them
+        assert by_api["degraded"] and text_of(by_api) == HELD_MORE
+        with session_scope(faulty.database_url) as session:
+            assert [m.text for m in session.scalars(select(HeldMessage).where(
+                HeldMessage.conversation_id == shopper.id).order_by(HeldMessage.id))] == shopper.sent[1:]
+
+        faulty.restart("rasa")
+        replayed: list[list[dict[str, Any]]] = []
+        deadline = time.monotonic() + 90
+        while len(replayed) < 3 and time.monotonic() < deadline:  # pushed to the widget as Rasa answers them
+            frame = json.loads(widget.recv(timeout=max(1.0, deadline - time.monotonic())))
+            if frame.get("type") == "bot" and frame.get("replayed"):
+                replayed.append(frame["messages"])
+    assert len(replayed) == 3, replayed
+    assert any((r.get("custom") or {}).get("type") == "product_cards" for r in replayed[0]), replayed[0]
+    assert all(r and r != [{"text": APOLOGY}] for r in replayed[1:]), replayed
+    shopper.assert_nothing_lost()  # each message once, in the order sent
+    with session_scope(faulty.database_url) as session:
+        assert not held_queue.has_held(session, shopper.id)
+    after = shopper.say("thanks")
+    assert not after["degraded"]
     shopper.assert_nothing_lost()
 
 

@@ -33,6 +33,7 @@ from bot.privacy.models import ERASE, RETENTION, PrivacyLog, email_hash
 from bot.privacy.redact import RedactingFilter, iban_valid, install_log_redaction, luhn_valid, mask_cards, redact
 from bot.privacy.retention import apply_retention
 from bot.rasa_events import EVENTS, create_events_table, read_events, tracker_engine
+from bot.relay import held
 from bot.shop.cart import CartItem, customer_cart_key
 from bot.shop.models import (
     CrmProfile,
@@ -250,6 +251,8 @@ def footprint(catalog: int, tmp_path: Path) -> Iterator[dict[str, Any]]:
         s.add(HelpdeskOutbox(ticket_id=ticket.id, target="desk", kind="generic", url="https://x.invalid",
                              payload={"context": {"customer": {"email": email}}},
                              idempotency_key=f"key-{tag}", next_attempt_at=now, created_at=now))
+        held.hold(s, signed_in, f"waiting for rasa: I am Ada Lovelace, {email}", {"customer_id": customer.id})
+        held.hold(s, other, "waiting for rasa too", {})
         base = 10_000_000 + int(tag, 16) % 1_000_000 * 10
         for i, sender in enumerate((signed_in, other)):
             s.add(NluMessage(event_id=base + i, sender_id=sender, text="hi", group_key=f"hi-{tag}-{i}",
@@ -304,6 +307,7 @@ def test_erase_removes_personal_data_keeps_anonymised_orders_and_is_logged(footp
     counts = result.counts
     assert counts["customers"] == 1 and counts["orders"] == 2 and counts["conversations"] == 2
     assert counts["tracker_events"] == 3 and counts["cart_items"] == 2 and counts["ticket_messages"] == 1
+    assert counts["held_messages"] == 1
     with session_scope() as s:
         everything = _all_text(s)
         for secret in (email, "Ada Lovelace", "7946 0958", "Analytical Row", "N1 9GU", "I am Ada, reach"):
@@ -323,6 +327,8 @@ def test_erase_removes_personal_data_keeps_anonymised_orders_and_is_logged(footp
         # the other shopper keeps their cart and inbox row
         assert s.scalars(select(CartItem).where(CartItem.cart_key == footprint["other"])).all()
         assert s.scalars(select(NluMessage).where(NluMessage.sender_id == footprint["other"])).all()
+        assert held.has_held(s, footprint["other"])
+        held.delete_conversations(s, [footprint["other"]])  # no stack in this session should replay it
         log = s.scalars(select(PrivacyLog).where(PrivacyLog.subject_hash == email_hash(email))).all()
         assert [(r.action, r.actor) for r in log] == [(ERASE, "test:lead")]
         assert email not in json.dumps(log[0].counts)
@@ -379,9 +385,11 @@ def test_retention_deletes_what_is_older_than_the_period(catalog: int, tmp_path:
         s.add_all(tickets)
         s.flush()
         ticket_ids = [t.id for t in tickets]
+        held.hold(s, f"conv-{tag}-held", "held since last year", {}, now=old)
     with session_scope() as s:
         assert apply_retention(s, tracker, 0).counts == {}  # 0 keeps everything
         result = apply_retention(s, tracker, 365, actor="test:cron")
+        assert not held.has_held(s, f"conv-{tag}-held") and result.counts["held_messages"] >= 1
     assert result.counts["conversations"] == 1 and result.counts["tracker_events"] == 2
     assert result.counts["tickets"] >= 1 and result.counts["nlu_messages"] >= 1
     assert {e.sender_id for e in read_events(tracker)} == {ongoing, f"conv-{tag}-new"}

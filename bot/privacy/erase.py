@@ -29,6 +29,7 @@ from bot.privacy.export import Subject, UnknownSubject, find_subject, normalise_
 from bot.privacy.models import ERASE, PrivacyLog, email_hash, record
 from bot.privacy.redact import redact
 from bot.rasa_events import EVENTS, has_events, tracker_engine
+from bot.relay import held
 from bot.shop.cart import CartItem
 from bot.shop.models import CrmProfile, OrderAccessGrant, Preference, Return, VerificationThrottle
 from bot.training.models import NluLabelEvent, NluMessage
@@ -103,6 +104,7 @@ def _anonymise(session: Session, subject: Subject, now: datetime) -> dict[str, i
             delete(OrderAccessGrant).where(OrderAccessGrant.conversation_id.in_(conversations))).rowcount or 0)
         counts["verification_throttle"] = int(session.execute(delete(VerificationThrottle).where(
             VerificationThrottle.key.in_([f"conv:{c}"[:160] for c in conversations]))).rowcount or 0)
+        counts["held_messages"] = held.delete_conversations(session, conversations)
     ticket_ids = [t.id for t in subject.tickets]
     if ticket_ids:
         counts["ticket_messages"] = int(session.execute(

@@ -22,6 +22,7 @@ from bot.handoff.models import RESOLVED, HelpdeskOutbox, Ticket, TicketMessage
 from bot.privacy.erase import delete_tracker_conversations
 from bot.privacy.models import RETENTION, record
 from bot.rasa_events import EVENTS, has_events, tracker_engine
+from bot.relay import held
 from bot.training.models import LABELLED, OUT_OF_SCOPE, NluLabelEvent, NluMessage
 
 
@@ -65,6 +66,7 @@ def apply_retention(session: Session, tracker_url: str, days: int, *, actor: str
         counts["helpdesk_outbox"] += int(session.execute(
             delete(HelpdeskOutbox).where(HelpdeskOutbox.ticket_id.in_(chunk))).rowcount or 0)
         session.execute(delete(Ticket).where(Ticket.id.in_(chunk)))
+    counts["held_messages"] = held.delete_older_than(session, cutoff)
     conversations = old_conversations(tracker_url, cutoff)
     counts["conversations"] = len(conversations)
     counts["tracker_events"] = delete_tracker_conversations(tracker_url, conversations)

@@ -18,8 +18,7 @@ import contextlib
 import html
 import logging
 import secrets
-import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -32,6 +31,7 @@ from starlette.requests import HTTPConnection
 
 from bot.auth import sessions, users
 from bot.auth.sessions import AuthSession
+from bot.auth.throttle import LoginThrottle
 from bot.auth.web import (
     SESSION_COOKIE,
     clear_session_cookie,
@@ -284,36 +284,6 @@ def _login_page(connection: HTTPConnection, *, error: str = "", username: str = 
     return _secure_headers(response, connection)
 
 
-class LoginThrottle:
-    """At most ``limit`` failed logins per username and per client address in ``window_s`` (in process)."""
-
-    def __init__(self, limit: int = 10, window_s: float = 900.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        stamps = self._failures[key]
-        while stamps and stamps[0] <= now - self.window_s:
-            stamps.popleft()
-        if not stamps:
-            del self._failures[key]
-            return deque()
-        return stamps
-
-    def blocked(self, *keys: str) -> bool:
-        now = time.monotonic()
-        return any(len(self._recent(k, now)) >= self.limit for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        for key in keys:
-            self._failures[key].append(now)
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
-
-
 @router.get("/agent/login")
 async def login_form(request: Request) -> Response:
     target = safe_next(request.query_params.get("next"))
@@ -335,21 +305,23 @@ async def login(request: Request, username: Annotated[str, Form(max_length=200)]
     throttle: LoginThrottle = request.app.state.login_throttle
     name_key = f"user:{username.strip().lower()}"
     addr_key = f"addr:{request.client.host if request.client else '-'}"
-    if throttle.blocked(name_key, addr_key):
+    inbox = inbox_of(request)
+    if await inbox.db(lambda session: throttle.blocked(session, name_key, addr_key)):
         return _login_page(request, error="Too many failed attempts. Wait 15 minutes and try again.",
                            username=username, status=429, next_url=target)
-    inbox = inbox_of(request)
 
     def check(session: Any) -> tuple[str, AuthSession] | None:
         user = users.authenticate(session, username, password)
-        return sessions.start_session(session, user) if user is not None else None
+        if user is None:
+            throttle.failed(session, name_key, addr_key)
+            return None
+        throttle.succeeded(session, name_key)
+        return sessions.start_session(session, user)
 
     started = await inbox.db(check)
     if started is None:
-        throttle.failed(name_key, addr_key)
         return _login_page(request, error="Wrong username or password.", username=username, status=401,
                            next_url=target)
-    throttle.succeeded(name_key)
     token, auth = started
     log.info("agent %s logged in", auth.user.username)
     response = RedirectResponse(target, status_code=303)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from bot import production
+from bot.auth.throttle import LoginThrottle
 from bot.catalog.models import Product
 from bot.config import Settings, get_settings
 from bot.db import get_engine, migrate, ping, session_scope
@@ -32,6 +33,7 @@ from bot.handoff.delivery import OutboxWorker
 from bot.handoff.models import CLAIMED
 from bot.policy import get_policy
 from bot.privacy.redact import install_log_redaction, mask_cards
+from bot.relay import held as held_queue
 from bot.search.service import ProductView
 from bot.shop import cart, crm
 from bot.shop.demo_orders import demo_customers
@@ -40,11 +42,12 @@ from bot.web import pages, security
 from bot.web.admin import router as admin_router
 from bot.web.admin_analytics import router as analytics_router
 from bot.web.admin_inbox import router as admin_inbox_router
-from bot.web.agent import Inbox, LoginThrottle
+from bot.web.agent import Inbox
 from bot.web.agent import router as agent_router
 from bot.web.hub import Hub, RedisHub, conversation_topic
 from bot.web.media import product_svg
-from bot.web.rasa_client import APOLOGY, RasaClient, RasaUnavailable
+from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE, RasaClient, RasaUnavailable
+from bot.web.replay import Replayer
 
 log = logging.getLogger("bot.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -154,8 +157,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.inbox.on_ticket_opened = outbox.wake
         stop = asyncio.Event()
         delivering = asyncio.create_task(outbox.run_forever(stop), name="helpdesk-outbox")
+        app.state.replayer = Replayer(settings.database_url, app.state.rasa, app.state.hub,
+                                      on_replies=app.state.inbox.rasa_replied)
+        replaying = asyncio.create_task(app.state.replayer.run_forever(stop), name="held-replay")
         yield
         stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(replaying, timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(delivering, timeout=settings.helpdesk_timeout_s + 5)
         await outbox.aclose()
@@ -202,20 +210,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metadata["segment"] = segment
         return metadata
 
+    def hold_if_queued(conversation_id: str, text: str, metadata: dict[str, Any], always: bool) -> bool:
+        """Hold the message behind this conversation's held ones (or ``always``); whether it was held."""
+        with session_scope(settings.database_url) as session:
+            if not always and not held_queue.has_held(session, conversation_id):
+                return False
+            held_queue.hold(session, conversation_id, text, metadata)
+            return True
+
     async def ask_rasa(conversation_id: str, text: str, metadata: dict[str, Any],
                        held: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
         """Send a shopper's message to Rasa (always: while the bot is paused it only records it).
 
-        ``held`` is the open ticket the message was stored on (``Inbox.shopper_said``), if any.
+        ``held`` is the open ticket the message was stored on (``Inbox.shopper_said``), if any. A message
+        Rasa certainly did not get is kept and replayed in order once Rasa is back (``bot.web.replay``).
         Returns ``(replies, degraded)``.
         """
+        with_agent = held is not None and held["status"] == CLAIMED
+        if await asyncio.to_thread(hold_if_queued, conversation_id, text, metadata, False):
+            app.state.replayer.wake()  # earlier messages still wait for Rasa: this one goes behind them
+            return ([] if with_agent else [{"text": HELD_MORE}]), not with_agent
         try:
             replies = await app.state.rasa.send(conversation_id, text, metadata)
         except RasaUnavailable as exc:
             log.warning("conversation %s: %s", conversation_id, exc)
-            if held is not None and held["status"] == CLAIMED:
+            if not exc.reached:
+                await asyncio.to_thread(hold_if_queued, conversation_id, text, metadata, True)
+                app.state.replayer.wake()
+            if with_agent:
                 return [], False  # a person has the conversation and got the message
-            return [{"text": APOLOGY}], True
+            return [{"text": HELD if not exc.reached else APOLOGY}], True
         await app.state.inbox.rasa_replied(conversation_id, replies)
         return replies, False
 

@@ -9,10 +9,22 @@ import httpx
 
 APOLOGY = ("Sorry, I'm having trouble answering right now and couldn't take in your message. "
            "Please send it again in a minute.")
+HELD = ("Sorry, I'm having trouble answering right now. I've kept your message and will answer it here as soon "
+        "as I'm back.")
+HELD_MORE = "Got it. I'll answer that too as soon as I'm back."
+NOT_REACHED = (502, 503, 504)  # a proxy's answer: the request never got to a Rasa server
 
 
 class RasaUnavailable(RuntimeError):
-    """Rasa (or the action server behind it) could not answer."""
+    """Rasa (or the action server behind it) could not answer.
+
+    ``reached`` is False only when the message certainly never got to Rasa (it may be sent again without
+    a duplicate); a timeout or a failure inside Rasa may have been recorded, so it is True there.
+    """
+
+    def __init__(self, message: str, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
 
 
 class RasaClient:
@@ -31,6 +43,13 @@ class RasaClient:
         body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
         try:
             response = await self._http.post(f"{self.base_url}/webhooks/rest/webhook", json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise RasaUnavailable(f"rasa could not be reached: {exc!r}", reached=False) from exc
+        except httpx.HTTPError as exc:
+            raise RasaUnavailable(f"rasa did not answer: {exc!r}") from exc
+        if response.status_code in NOT_REACHED:
+            raise RasaUnavailable(f"rasa could not be reached: HTTP {response.status_code}", reached=False)
+        try:
             response.raise_for_status()
             replies = response.json()
         except (httpx.HTTPError, ValueError) as exc:

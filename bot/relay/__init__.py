@@ -1,0 +1,1 @@
+"""Shopper messages held while Rasa is unreachable, replayed in order once it is back."""

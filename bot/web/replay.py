@@ -1,0 +1,90 @@
+"""Sends held shopper messages to Rasa once it is back, in order, and pushes the answers to the widget.
+
+A message is held (``bot.relay.held``) when Rasa certainly never got it. Each gateway replica runs one
+:class:`Replayer`; the database decides which replica replays which conversation. The answers go to the
+conversation's topic on the hub, so the shopper's widget shows them on whichever replica it is connected to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.db import session_scope
+from bot.relay import held
+from bot.web.hub import Hub, conversation_topic
+from bot.web.rasa_client import APOLOGY, RasaClient, RasaUnavailable
+
+log = logging.getLogger("bot.web.replay")
+
+
+class Replayer:
+    def __init__(self, database_url: str, rasa: RasaClient, hub: Hub,
+                 on_replies: Callable[[str, list[dict[str, Any]]], Awaitable[None]] | None = None,
+                 idle_s: float = 2.0, retry_s: float = 1.0, max_retry_s: float = 5.0, lease_s: float = 60.0) -> None:
+        self.database_url = database_url
+        self.rasa = rasa
+        self.hub = hub
+        self.on_replies = on_replies
+        self.idle_s, self.retry_s, self.max_retry_s, self.lease_s = idle_s, retry_s, max_retry_s, lease_s
+        self.owner = f"gw-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _db(self, work: Callable[..., Any], *args: Any) -> Any:
+        def run() -> Any:
+            with session_scope(self.database_url) as session:
+                return work(session, *args)
+        return await asyncio.to_thread(run)
+
+    async def replay_once(self) -> tuple[int, bool]:
+        """Replay what is due: ``(messages answered, rasa still down)``."""
+        answered = 0
+        for conversation_id in await self._db(held.due_conversations):
+            messages = await self._db(held.claim, conversation_id, self.owner, self.lease_s)
+            for message in messages:
+                try:
+                    replies = await self.rasa.send(conversation_id, message.text, message.metadata)
+                except RasaUnavailable as exc:
+                    if not exc.reached:
+                        await self._db(held.release, conversation_id, self.owner, str(exc))
+                        return answered, True
+                    # Rasa got it but could not answer (e.g. the action server is down): it is in the
+                    # tracker now, so sending it again would duplicate it.
+                    log.warning("conversation %s: held message %s reached rasa without an answer: %s",
+                                conversation_id, message.id, exc)
+                    replies = [{"text": APOLOGY}]
+                await self._db(held.done, message.id)
+                answered += 1
+                if not replies:  # e.g. the bot is paused while a person has the conversation
+                    continue
+                self.hub.publish(conversation_topic(conversation_id),
+                                       {"type": "bot", "messages": replies, "replayed": True})
+                if self.on_replies is not None:
+                    await self.on_replies(conversation_id, replies)
+        return answered, False
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Replay whenever woken (a message was held) or every ``idle_s``; while Rasa stays unreachable,
+        try again after ``retry_s``, doubling up to ``max_retry_s``."""
+        backoff = self.retry_s
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                _, down = await self.replay_once()
+            except Exception:  # e.g. the database is away: the next round tries again
+                log.exception("replaying held messages failed")
+                down = True
+            if down:
+                wait_for: Awaitable[Any] = stop.wait()
+                timeout, backoff = backoff, min(self.max_retry_s, backoff * 2)
+            else:
+                wait_for, timeout, backoff = self._wake.wait(), self.idle_s, self.retry_s
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wait_for, timeout=timeout)
