@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     rasa_timeout_s: float = Field(default=20.0, description="Timeout for one Rasa call.")
+    replay_held: bool = Field(
+        default=True, description="Run the replayer of messages held while Rasa was unreachable in this "
+        "gateway process. With several replicas any number may run it (a lease in the database keeps one "
+        "per conversation), but at least one must.")
     policy_file: Path = PROJECT_ROOT / "data" / "shop_policy.yml"
     models_dir: Path = PROJECT_ROOT / "models"
     demo_products: int = Field(default=5000, description="Size of the generated demo catalog.")

@@ -68,7 +68,7 @@ def faulty(postgres, catalog: int, tmp_root: Path) -> Iterator[Faulty]:  # type:
         upsert_products(session, demo.generate(TEST_CATALOG_SIZE))
     helpdesk_port = free_port()
     webhooks = [{"name": "desk", "kind": "generic", "url": f"http://127.0.0.1:{helpdesk_port}/tickets"}]
-    env = {"DATABASE_URL": database_url, "SHOP_RATE_LIMIT_EXEMPT": "127.0.0.0/8,::1",
+    env = {"DATABASE_URL": database_url, "SHOP_RATE_LIMIT_EXEMPT": "127.0.0.0/8,::1", "SHOP_REPLAY_HELD": "true",
            "SHOP_HELPDESK_WEBHOOKS": json.dumps(webhooks), "SHOP_HELPDESK_RETRY_BASE_S": "0.5",
            "SHOP_HELPDESK_RETRY_MAX_S": "1", "SHOP_HELPDESK_TIMEOUT_S": "3"}
     log_path = tmp_root / "faults.log"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from bot.config import Settings
+from bot.db import session_scope
+from bot.relay import held
+from bot.relay.models import HeldMessage
 from bot.web.app import create_app
-from bot.web.rasa_client import APOLOGY
+from bot.web.rasa_client import HELD, HELD_MORE
 from tests.conftest import free_port
 
 
@@ -28,11 +34,18 @@ def test_shop_page_embeds_the_widget(client: TestClient) -> None:
     assert "/ws/chat" in widget.text
 
 
-def test_chat_apologises_quickly_when_rasa_is_down(client: TestClient) -> None:
-    response = client.post("/api/chat", json={"conversation_id": "conv-down-0001", "text": "hello"})
-    assert response.status_code == 200
-    body = response.json()
-    assert body["degraded"] is True and body["replies"] == [{"text": APOLOGY}]
+def test_chat_keeps_the_message_and_says_so_when_rasa_is_down(client: TestClient) -> None:
+    conversation = f"conv-down-{uuid.uuid4().hex[:8]}"
+    first = client.post("/api/chat", json={"conversation_id": conversation, "text": "hello"})
+    assert first.status_code == 200
+    assert first.json()["degraded"] is True and first.json()["replies"] == [{"text": HELD}]
+    second = client.post("/api/chat", json={"conversation_id": conversation, "text": "are you there?"})
+    assert second.json()["degraded"] is True and second.json()["replies"] == [{"text": HELD_MORE}]
+    with session_scope() as session:  # both wait, in order, for the replayer (tests/test_faults.py replays them)
+        rows = session.scalars(select(HeldMessage.text).where(HeldMessage.conversation_id == conversation)
+                               .order_by(HeldMessage.id))
+        assert list(rows) == ["hello", "are you there?"]
+        held.delete_conversations(session, [conversation])
 
 
 @pytest.mark.parametrize(
@@ -59,13 +72,13 @@ def test_health_reports_each_dependency(client: TestClient) -> None:
     assert checks["rasa"]["ok"] is False and checks["actions"]["ok"] is False
 
 
-def test_websocket_relays_typing_and_apology(client: TestClient) -> None:
-    with client.websocket_connect("/ws/chat?conversation_id=conv-ws-000001") as ws:
+def test_websocket_relays_typing_and_the_held_notice(client: TestClient) -> None:
+    with client.websocket_connect(f"/ws/chat?conversation_id=conv-ws-{uuid.uuid4().hex[:8]}") as ws:
         ws.send_text("not json")
         assert ws.receive_json()["type"] == "error"
         ws.send_json({"type": "message", "text": "hi"})
         assert ws.receive_json() == {"type": "typing", "on": True}
-        assert ws.receive_json() == {"type": "bot", "messages": [{"text": APOLOGY}]}
+        assert ws.receive_json() == {"type": "bot", "messages": [{"text": HELD}]}
         assert ws.receive_json() == {"type": "typing", "on": False}
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from bot.db import session_scope
 from bot.loadbench import BROAD_SEARCHES, SEARCHES, DemoOrder, Turn, TurnFailed, check, percentile, run
 from bot.shop.models import SHIPPED, VerificationThrottle
-from bot.web.rasa_client import APOLOGY
+from bot.web.rasa_client import APOLOGY, HELD
 from tests.conftest import ROOT
 from tests.test_order_actions import Shopper
 
@@ -44,6 +44,7 @@ def test_checks_tell_error_kinds_apart() -> None:
     check(Turn("show me shoes", expect="cards"), cards)
     for turn, replies, kind in [
         (Turn("hi"), [{"text": APOLOGY}], "degraded"),
+        (Turn("hi"), [{"text": HELD}], "degraded"),
         (Turn("hi"), [], "empty"),
         (Turn("show me shoes", expect="cards"), [{"text": "Here you go"}], "unexpected"),
         (Turn("a@b.example", expect="order:NW-1"), [{"text": "couldn't match those details"}], "unexpected"),

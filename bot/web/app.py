@@ -159,11 +159,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         delivering = asyncio.create_task(outbox.run_forever(stop), name="helpdesk-outbox")
         app.state.replayer = Replayer(settings.database_url, app.state.rasa, app.state.hub,
                                       on_replies=app.state.inbox.rasa_replied)
-        replaying = asyncio.create_task(app.state.replayer.run_forever(stop), name="held-replay")
+        replaying = (asyncio.create_task(app.state.replayer.run_forever(stop), name="held-replay")
+                     if settings.replay_held else None)
         yield
         stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(replaying, timeout=5)
+        if replaying is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(replaying, timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(delivering, timeout=settings.helpdesk_timeout_s + 5)
         await outbox.aclose()
