@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     rasa_timeout_s: float = Field(default=20.0, description="Timeout for one Rasa call.")
+    training_runner: Literal["process", "worker"] = Field(
+        default="process", description="How a console or CLI training starts: `process` runs it next to the "
+        "gateway (it needs the Rasa venv there); `worker` queues it for `python -m bot model worker` (the "
+        "trainer service in docker-compose).")
     replay_held: bool = Field(
         default=True, description="Run the replayer of messages held while Rasa was unreachable in this "
         "gateway process. With several replicas any number may run it (a lease in the database keeps one "

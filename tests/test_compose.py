@@ -66,3 +66,20 @@ def test_compose_describes_the_three_services() -> None:
     assert "FROM rasa/rasa:3.6.21" in rasa_dockerfile  # the official image plus our NLU component and policy
     assert "COPY rasa_addons/" in rasa_dockerfile and "bot/sentiment.py" in rasa_dockerfile
     assert (ROOT / "docker" / "app.Dockerfile").exists()
+
+
+def test_console_trainings_run_in_the_trainer_service() -> None:
+    services = yaml.safe_load(_config(SECRETS).stdout)["services"]
+    trainer = services["trainer"]
+    assert trainer["build"]["target"] == "trainer" and "healthcheck" in trainer
+    assert trainer["command"][:5] == ["python", "-m", "bot", "model", "worker"]
+    assert services["gateway"]["environment"]["SHOP_TRAINING_RUNNER"] == "worker"
+    for name in ("gateway", "trainer"):  # the leads' labels and the test set live in one volume both see
+        mounts = [v.split(":")[:2] if isinstance(v, str) else [v["source"], v["target"]]  # compose v1 or v2
+                  for v in services[name]["volumes"]]
+        targets = {target: source for source, target in mounts}
+        assert targets["/app/training"] == "training" and targets["/app/models"] == "models", name
+    dockerfile = (ROOT / "docker" / "app.Dockerfile").read_text()
+    assert "FROM app AS trainer" in dockerfile and "RASA_BIN=/opt/rasa-venv/bin/rasa" in dockerfile
+    for needed in ("config.yml", "domain.yml", "data/nlu", "tests/nlu_test.yml", "requirements/rasa.lock"):
+        assert needed in dockerfile and (ROOT / needed).exists(), needed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -67,21 +68,26 @@ def model_train(
     """Export the leads' labels, train a new versioned model in the background and evaluate it (gate)."""
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from bot.config import get_settings
     from bot.db import migrate, session_scope
     from bot.training import jobs
 
     migrate()
     workspace = _workspace()
+    for_trainer = get_settings().training_runner == "worker"
     try:
         with session_scope() as session:
             row = jobs.start(session, workspace, user_id=None, author=f"{getpass.getuser()} (command line)", note=note,
-                             from_scratch=from_scratch)
+                             from_scratch=from_scratch, for_trainer=for_trainer)
             version = row.version
     except jobs.TrainingBusy as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from exc
-    jobs.launch(version, workspace)
-    typer.echo(f"training version {version} (log: {workspace.version_dir(version)})")
+    if for_trainer:
+        typer.echo(f"version {version} is queued for the trainer service")
+    else:
+        jobs.launch(version, workspace)
+        typer.echo(f"training version {version} (log: {workspace.version_dir(version)})")
     if not wait:
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -97,6 +103,34 @@ def model_train(
             typer.echo("not activated: the gate refused it (activate it with --reason to override)", err=True)
             raise typer.Exit(4)
         model_activate(row.version, reason="")
+
+
+@model_app.command("worker")
+def model_worker(
+    once: Annotated[bool, typer.Option(help="run the jobs waiting now, then stop")] = False,
+    poll: Annotated[float, typer.Option(min=0.2, help="seconds between looks for a queued job")] = 2.0,
+    alive_file: Annotated[Path | None, typer.Option(help="touched every few seconds while healthy")] = None,
+) -> None:
+    """The trainer service: runs the trainings the console or `model train` queue (SHOP_TRAINING_RUNNER=worker).
+
+    It needs the Rasa venv (RASA_BIN) and the training inputs (SHOP_TRAINING_ROOT); one job runs at a time.
+    """
+    import logging
+    import signal
+    import threading
+
+    from bot.db import migrate
+    from bot.training import jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
+    migrate()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        ran = jobs.work(_workspace(), once=once, poll_s=poll, stop=stop, alive_file=alive_file)
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"ran {ran} training job(s)")
 
 
 @model_app.command("run-job", hidden=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,7 +33,7 @@ from bot.clock import utcnow
 from bot.config import Settings, get_settings
 from bot.db import session_scope
 from bot.training import evaluation, gate, registry
-from bot.training.models import EVALUATING, FAILED, QUEUED, READY, TRAINING, ModelVersion
+from bot.training.models import EVALUATING, FAILED, QUEUED, READY, TRAINING, WAITING_FOR_TRAINER, ModelVersion
 from bot.training.rasa_model import fingerprint, rasa_env, rasa_executable
 from bot.training.workspace import Workspace
 
@@ -53,15 +54,17 @@ class TrainingBusy(Exception):
 
 
 def start(session: Session, workspace: Workspace, *, user_id: int | None, author: str, note: str = "",
-          from_scratch: bool = False, now: datetime | None = None) -> ModelVersion:
-    """Creates the job's row (queued); :func:`launch` starts its process."""
+          from_scratch: bool = False, for_trainer: bool = False, now: datetime | None = None) -> ModelVersion:
+    """Creates the job's row (queued); :func:`launch` starts its process, or with ``for_trainer`` a
+    trainer service (:func:`work`) picks it up."""
     now = now or utcnow()
     registry.reap_stale(session, now)
     registry.ensure_baseline(session, workspace, now)
     busy = registry.running_version(session)
     if busy is not None:
         raise TrainingBusy(busy.version)
-    row = ModelVersion(version=registry.next_version(session), state=QUEUED, running=True, stage="waiting to start",
+    row = ModelVersion(version=registry.next_version(session), state=QUEUED, running=True,
+                       stage=WAITING_FOR_TRAINER if for_trainer else "waiting to start",
                        created_at=now, heartbeat_at=now, created_by=user_id, created_by_name=author,
                        note=note.strip()[:2000], from_scratch=from_scratch)
     try:
@@ -82,6 +85,59 @@ def launch(version: int, workspace: Workspace) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "bot", "model", "run-job", str(version)], cwd=PROJECT_ROOT,
                                 stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+
+
+def claim_next(session: Session, owner: str, now: datetime | None = None) -> int | None:
+    """The oldest job waiting for a trainer, taken by ``owner`` (one conditional UPDATE: two trainers never
+    take the same job); ``None`` when there is none."""
+    now = now or utcnow()
+    waiting = select(ModelVersion.version).where(ModelVersion.state == QUEUED, ModelVersion.running.is_(True),
+                                                 ModelVersion.stage == WAITING_FOR_TRAINER)
+    version = session.scalar(waiting.order_by(ModelVersion.version).limit(1))
+    if version is None:
+        return None
+    taken = session.execute(update(ModelVersion).where(
+        ModelVersion.version == version, ModelVersion.state == QUEUED, ModelVersion.stage == WAITING_FOR_TRAINER,
+    ).values(stage=f"starting on trainer {owner}"[:200], heartbeat_at=now))
+    return version if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def work(workspace: Workspace, *, once: bool = False, poll_s: float = 2.0,
+         stop: threading.Event | None = None, alive_file: Path | None = None) -> int:
+    """The trainer service: runs queued jobs one after another, each in its own process as :func:`launch`
+    starts them. With ``once`` it returns when nothing waits. Returns how many jobs it ran. ``alive_file`` is
+    touched at least every 10 s while the loop is healthy (the container's health check reads its age)."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    stop = stop or threading.Event()
+    ran = 0
+
+    def beat() -> None:
+        if alive_file is not None:
+            alive_file.parent.mkdir(parents=True, exist_ok=True)
+            alive_file.touch()
+
+    log.info("trainer %s is waiting for training jobs", owner)
+    while not stop.is_set():
+        beat()
+        with session_scope() as session:
+            registry.reap_stale(session, utcnow())
+            version = claim_next(session, owner)
+        if version is None:
+            if once:
+                break
+            stop.wait(poll_s)
+            continue
+        log.info("trainer %s runs version %s", owner, version)
+        proc = launch(version, workspace)
+        while True:
+            try:
+                code = proc.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                beat()
+        log.info("version %s finished (exit %s)", version, code)
+        ran += 1
+    return ran
 
 
 class _Progress:

@@ -31,6 +31,7 @@ TARGETS = (TRAIN, TEST)
 
 # model_versions.state
 QUEUED, TRAINING, EVALUATING, READY, FAILED = "queued", "training", "evaluating", "ready", "failed"
+WAITING_FOR_TRAINER = "waiting for the trainer service"  # the stage of a queued job a trainer service runs
 JOB_STATES = (QUEUED, TRAINING, EVALUATING)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.training import rasa_model
-from bot.training.models import FAILED, READY, ModelActivation, ModelVersion
+from bot.training.models import FAILED, QUEUED, READY, WAITING_FOR_TRAINER, ModelActivation, ModelVersion
 from bot.training.workspace import Workspace
 
 STALE_AFTER = timedelta(seconds=120)  # a job's heartbeat is written every 10 s
@@ -109,8 +109,12 @@ def reap_stale(session: Session, now: datetime) -> int:
     for row in session.scalars(select(ModelVersion).where(ModelVersion.running.is_(True))):
         seen = row.heartbeat_at or row.created_at
         if now - seen > STALE_AFTER:
+            waiting = row.state == QUEUED and row.stage == WAITING_FOR_TRAINER
             row.state, row.running, row.finished_at = FAILED, None, now
-            row.error = row.error or "The training process stopped unexpectedly (no heartbeat for two minutes)."
+            row.error = row.error or ("No trainer service picked the job up within two minutes: start one "
+                                      "(`python -m bot model worker`; in docker-compose the `trainer` service)."
+                                      if waiting else
+                                      "The training process stopped unexpectedly (no heartbeat for two minutes).")
             count += 1
     session.flush()
     return count

@@ -133,14 +133,16 @@ async def train(request: Request, auth: Lead, body: TrainRequest) -> dict[str, A
 
     def begin() -> int:
         with session_scope(settings.database_url) as session:
-            row = jobs.start(session, workspace, user_id=auth.user.id,
-                             author=auth.user.name, note=body.note, from_scratch=body.from_scratch)
+            row = jobs.start(session, workspace, user_id=auth.user.id, author=auth.user.name, note=body.note,
+                             from_scratch=body.from_scratch, for_trainer=settings.training_runner == "worker")
             return row.version
 
     try:
         version = await asyncio.to_thread(begin)
     except jobs.TrainingBusy as exc:
         raise _error(409, "busy", str(exc), running=exc.version) from exc
+    if settings.training_runner == "worker":
+        return {"version": version}  # the trainer service picks it up
     try:
         await asyncio.to_thread(jobs.launch, version, workspace)
     except OSError as exc:
