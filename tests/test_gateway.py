@@ -54,6 +54,7 @@ def test_chat_keeps_the_message_and_says_so_when_rasa_is_down(client: TestClient
         {"conversation_id": "bad id with spaces", "text": "hi"},
         {"conversation_id": "short", "text": "hi"},
         {"conversation_id": "conv-valid-0001", "text": ""},
+        {"conversation_id": "conv-valid-0001", "text": " \n\t\u3000"},  # blank: nothing to answer or store
         {"conversation_id": "conv-valid-0001", "text": "x" * 2001},
         {"text": "hi"},
     ],

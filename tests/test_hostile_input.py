@@ -199,3 +199,53 @@ def test_hostile_http_and_websocket_messages_get_no_5xx_and_no_crash(gateway: st
                       timeout=10).status_code == 200
     unexpected = [r for r in server_errors.records if "Exception" in r.getMessage() or r.exc_info]
     assert not unexpected, [r.getMessage() for r in unexpected[:5]]
+
+
+FULL_STACK_CONVERSATIONS = 30
+FULL_STACK_TURNS = 12  # 360 hostile messages, each through Rasa's NLU, policies and the action server
+
+
+def test_hostile_messages_through_rasa_and_the_action_server(stack, tmp_root) -> None:  # type: ignore[no-untyped-def]
+    """The same generator, but Rasa and the action server are up: every message that passes the gateway's
+    checks is classified, may run a search, a form or a handoff, and must not break any of them."""
+    rng = random.Random(SEED + 1)
+    log_path = tmp_root / "stack.log"
+    log_offset = log_path.stat().st_size
+    conversations = {f"hostile-full-{n:04d}-{rng.randrange(10**6):06d}":
+                     [random_text(rng)[:1500] or "x" for _ in range(FULL_STACK_TURNS)]
+                     for n in range(FULL_STACK_CONVERSATIONS)}
+    statuses: Counter[int] = Counter()
+    outcomes: Counter[str] = Counter()
+
+    async def converse(client: httpx.AsyncClient, conversation_id: str, messages: list[str]) -> None:
+        for text in messages:  # one conversation's messages in order, as a shopper sends them
+            body = json.dumps({"conversation_id": conversation_id, "text": text})  # surrogates escaped (valid JSON)
+            response = await client.post("/api/chat", content=body, headers={"content-type": "application/json"})
+            statuses[response.status_code] += 1
+            if response.status_code == 200:
+                body = response.json()
+                outcomes["degraded" if body["degraded"] else "answered" if body["replies"] else "empty"] += 1
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, trust_env=False) as client:
+            limit = asyncio.Semaphore(6)
+
+            async def one(cid: str, messages: list[str]) -> None:
+                async with limit:
+                    await converse(client, cid, messages)
+            await asyncio.gather(*(one(cid, messages) for cid, messages in conversations.items()))
+
+    started = time.perf_counter()
+    asyncio.run(run())
+    print(f"\nhostile input through the full stack: {sum(statuses.values())} messages in "
+          f"{time.perf_counter() - started:.1f}s; HTTP {dict(statuses)}; {dict(outcomes)}")
+    assert sum(statuses.values()) == FULL_STACK_CONVERSATIONS * FULL_STACK_TURNS
+    assert not [s for s in statuses if s >= 500], statuses
+    assert outcomes["degraded"] == 0, outcomes  # Rasa and the action server answered every one
+    assert outcomes["answered"] >= 0.9 * statuses[200], outcomes
+    new_log = log_path.read_text(errors="replace")[log_offset:]
+    failures = [line for line in new_log.splitlines() if "Traceback" in line or " ERROR " in line]
+    assert not failures, failures[:10]
+    after = httpx.post(f"{stack.gateway_url}/api/chat", json={"conversation_id": f"hostile-after-{SEED}",
+                       "text": "do you ship to canada"}, timeout=60, trust_env=False)
+    assert after.status_code == 200 and after.json()["replies"] and not after.json()["degraded"]

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
 from bot import production
@@ -82,11 +82,19 @@ def identity_metadata(metadata: dict[str, Any], customer_id: int | None, client_
 
 class ChatRequest(BaseModel):
     conversation_id: str = Field(pattern=CONVERSATION_ID, description="Stable id of the shopper's conversation.")
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    text: str = Field(min_length=1, max_length=MAX_TEXT,
+                      description="What the shopper typed (trimmed; blank text is refused).")
     metadata: dict[str, Any] | None = Field(
         default=None, description="Passed to Rasa; identity keys (customer_id, ...) are removed: use `token`.")
     token: str | None = Field(default=None, max_length=MAX_TOKEN,
                               description="Signed customer token (or send it as `Authorization: Bearer`).")
+
+    @field_validator("text")
+    @classmethod
+    def not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("the message is blank")
+        return text.strip()
 
 
 class ChatResponse(BaseModel):
