@@ -179,6 +179,34 @@ def test_the_make_model_archive_becomes_version_one(fresh: tuple[str, Workspace]
         assert kinds == ["baseline"]
 
 
+def test_two_requests_registering_the_baseline_at_once_do_not_fail(
+        fresh: tuple[str, Workspace], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The console polls the registry while a lead starts a training: both may see it empty."""
+    url, workspace = fresh
+    built = tmp_path / "rasa"
+    built.mkdir()
+    (built / "shop.tar.gz").write_bytes(b"archive bytes")
+    monkeypatch.setenv("SHOP_RASA_MODEL_DIR", str(built))
+    with _session(url) as first, _session(url) as second:
+        real_scalar = second.scalar
+        stale = [0]  # the second request counted the rows before the first one committed
+
+        def scalar(statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if stale and "count" in str(statement):
+                return stale.pop()
+            return real_scalar(statement, *args, **kwargs)
+
+        assert registry.ensure_baseline(first, workspace, utcnow()) is not None
+        first.commit()
+        monkeypatch.setattr(second, "scalar", scalar)
+        assert registry.ensure_baseline(second, workspace, utcnow()) is None
+        second.commit()  # the session is still usable: a training can start
+        row = jobs.start(second, workspace, user_id=None, author="lead")
+        second.commit()
+        assert row.version == 2
+        assert [v for (v,) in second.execute(select(ModelVersion.version).order_by(ModelVersion.version))] == [1, 2]
+
+
 def test_activation_rules(fresh: tuple[str, Workspace]) -> None:
     url, workspace = fresh
     with _session(url) as session:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.training import rasa_model
@@ -49,9 +50,9 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 def register_trained(session: Session, workspace: Workspace, archive: Path, fingerprint: str, *, author: str,
-                     note: str, now: datetime, activate: bool) -> ModelVersion:
-    """Adds a model trained outside the console (``make model``) as the next version."""
-    version = next_version(session)
+                     note: str, now: datetime, activate: bool, version: int | None = None) -> ModelVersion:
+    """Adds a model trained outside the console (``make model``) as ``version`` (default: the next one)."""
+    version = version or next_version(session)
     dest = workspace.archive(version)
     _link_or_copy(archive, dest)
     row = ModelVersion(version=version, path=str(dest), state=READY, running=None, stage="ready", progress=1.0,
@@ -73,8 +74,13 @@ def ensure_baseline(session: Session, workspace: Workspace, now: datetime) -> Mo
         return None
     stamp = rasa_model.model_dir() / "fingerprint.txt"
     fingerprint = stamp.read_text().strip() if stamp.exists() else ""
-    return register_trained(session, workspace, archive, fingerprint, author="make model",
-                            note="The model `make model` trained from the repository's data.", now=now, activate=True)
+    try:
+        with session.begin_nested():  # two requests may see the empty registry at once (the console polls)
+            return register_trained(session, workspace, archive, fingerprint, author="make model",
+                                    note="The model `make model` trained from the repository's data.", now=now,
+                                    activate=True, version=1)  # only ever 1: a second one collides
+    except IntegrityError:
+        return None  # the other one registered it
 
 
 ACTIVE_ARCHIVE = "active.tar.gz"
