@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -13,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from bot.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -64,6 +67,14 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+async def in_session(url: str | None, work: Callable[..., T], *args: Any) -> T:
+    """Run ``work(session, *args)`` in one transaction (:func:`session_scope`) on a worker thread."""
+    def run() -> T:
+        with session_scope(url) as session:
+            return work(session, *args)
+    return await asyncio.to_thread(run)
 
 
 def migrate(url: str | None = None) -> None:

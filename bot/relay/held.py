@@ -40,10 +40,6 @@ def has_held(session: Session, conversation_id: str) -> bool:
     return bool(session.scalar(select(exists().where(HeldMessage.conversation_id == conversation_id))))
 
 
-def held_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(HeldMessage)) or 0)
-
-
 def due_conversations(session: Session, now: datetime | None = None, limit: int = 100) -> list[str]:
     """Conversations with unclaimed (or expired) rows, the longest waiting first."""
     now = now or utcnow()

@@ -42,7 +42,7 @@ from bot.auth.web import (
     set_session_cookie,
 )
 from bot.config import Settings
-from bot.db import session_scope
+from bot.db import in_session
 from bot.handoff import tickets
 from bot.handoff.context import iso
 from bot.handoff.models import AGENT, CLAIMED, NOTE, RESOLVED, SHOPPER, Ticket, TicketMessage
@@ -90,10 +90,7 @@ class Inbox:
 
     async def db(self, work: Callable[..., T], *args: Any) -> T:
         """Run ``work(session, *args)`` in one transaction on a worker thread."""
-        def run() -> T:
-            with session_scope(self.settings.database_url) as session:
-                return work(session, *args)
-        return await asyncio.to_thread(run)
+        return await in_session(self.settings.database_url, work, *args)
 
     # ----------------------------------------------------------------- reading
 

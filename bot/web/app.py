@@ -27,7 +27,7 @@ from bot import production
 from bot.auth.throttle import LoginThrottle
 from bot.catalog.models import Product
 from bot.config import Settings, get_settings
-from bot.db import get_engine, migrate, ping, session_scope
+from bot.db import get_engine, in_session, migrate, ping, session_scope
 from bot.handoff import tickets
 from bot.handoff.delivery import OutboxWorker
 from bot.handoff.models import CLAIMED
@@ -220,13 +220,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metadata["segment"] = segment
         return metadata
 
-    def hold_if_queued(conversation_id: str, text: str, metadata: dict[str, Any], always: bool) -> bool:
+    def hold_if_queued(session: Session, conversation_id: str, text: str, metadata: dict[str, Any],
+                       always: bool) -> bool:
         """Hold the message behind this conversation's held ones (or ``always``); whether it was held."""
-        with session_scope(settings.database_url) as session:
-            if not always and not held_queue.has_held(session, conversation_id):
-                return False
-            held_queue.hold(session, conversation_id, text, metadata)
-            return True
+        if not always and not held_queue.has_held(session, conversation_id):
+            return False
+        held_queue.hold(session, conversation_id, text, metadata)
+        return True
 
     async def ask_rasa(conversation_id: str, text: str, metadata: dict[str, Any],
                        held: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
@@ -237,7 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Returns ``(replies, degraded)``.
         """
         with_agent = held is not None and held["status"] == CLAIMED
-        if await asyncio.to_thread(hold_if_queued, conversation_id, text, metadata, False):
+        if await in_session(settings.database_url, hold_if_queued, conversation_id, text, metadata, False):
             app.state.replayer.wake()  # earlier messages still wait for Rasa: this one goes behind them
             return ([] if with_agent else [{"text": HELD_MORE}]), not with_agent
         try:
@@ -245,7 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except RasaUnavailable as exc:
             log.warning("conversation %s: %s", conversation_id, exc)
             if not exc.reached:
-                await asyncio.to_thread(hold_if_queued, conversation_id, text, metadata, True)
+                await in_session(settings.database_url, hold_if_queued, conversation_id, text, metadata, True)
                 app.state.replayer.wake()
             if with_agent:
                 return [], False  # a person has the conversation and got the message

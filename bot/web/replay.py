@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.db import session_scope
+from bot.db import in_session
 from bot.relay import held
 from bot.web.hub import Hub, conversation_topic
 from bot.web.rasa_client import APOLOGY, RasaClient, RasaUnavailable
@@ -38,10 +38,7 @@ class Replayer:
         self._wake.set()
 
     async def _db(self, work: Callable[..., Any], *args: Any) -> Any:
-        def run() -> Any:
-            with session_scope(self.database_url) as session:
-                return work(session, *args)
-        return await asyncio.to_thread(run)
+        return await in_session(self.database_url, work, *args)
 
     async def replay_once(self) -> tuple[int, bool]:
         """Replay what is due: ``(messages answered, rasa still down)``."""
