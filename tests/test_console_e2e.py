@@ -192,7 +192,7 @@ def test_the_gate_refuses_a_worse_model_and_a_rollback_restores_version_one(stac
     root = Path(os.environ["SHOP_TRAINING_ROOT"])
     config = root / "config.yml"
     original = config.read_text()
-    # A careless config change: DIET and TED get one epoch. Trained from scratch, the model is much worse.
+    # A careless config change: DIET gets one epoch. Trained from scratch, the model is much worse.
     config.write_text(re.sub(r"epochs: \d+", "epochs: 1", original))
     context, page = log_in(browser, stack, lead)
     try:

@@ -149,3 +149,20 @@ def test_failed_proofs_lock_the_address_across_conversations(stack) -> None:  # 
     assert "paused" in late.everything()
     for secret in secrets_of(number):
         assert secret not in late.everything(), secret
+
+
+def test_a_question_in_the_middle_of_a_form_is_answered_and_the_form_asks_again(stack) -> None:  # type: ignore[no-untyped-def]
+    """No learned dialogue policy decides this turn: the question's rule answers, EndOfTurnPolicy resumes the form."""
+    owner = Shopper([SHIPPED])
+    number = owner.numbers[SHIPPED]
+    guest = Chat(stack)
+    ask = guest.say("can you track my order")
+    assert "order number" in ask.lower(), ask
+    replies_before = len(guest.seen)
+    answer = guest.say("which payment methods do you take")
+    assert "sorry" not in answer.lower() and "rephrase" not in answer.lower(), answer
+    texts = [r.get("text") or "" for r in guest.seen[replies_before:]]
+    assert len(texts) >= 2 and "order number" in texts[-1].lower(), texts  # the answer, then the form's question
+    assert "email" in guest.say(number).lower()  # the form goes on: the number is taken, the proof is asked
+    proven = guest.say(owner.email)
+    assert number in proven and secrets_of(number)[0] in proven, proven

@@ -40,7 +40,7 @@ from bot.training.workspace import Workspace
 log = logging.getLogger("bot.training")
 HEARTBEAT_S = 10.0
 # Share of the progress bar per step: training components with epochs get their own span.
-SPANS = {"DIETClassifier": (0.05, 0.78), "TEDPolicy": (0.78, 0.84)}  # DIET takes ~85% of the time
+SPANS = {"DIETClassifier": (0.05, 0.84)}  # DIET takes ~85% of the time
 EVALUATION_SPAN = (0.85, 1.0)
 EPOCHS = re.compile(r"Epochs:\s+(\d+)%")
 COMPONENT = re.compile(r"(Starting to train|Restored) component '([A-Za-z0-9_.]+)'")
