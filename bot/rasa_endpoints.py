@@ -17,15 +17,18 @@ from typing import Any
 import yaml
 from sqlalchemy.engine import make_url
 
+TRACKER_STORE_CLASS = "rasa_addons.sql_stores.ShopSQLTrackerStore"
+
 
 def tracker_store(database_url: str, sqlite_file: str) -> dict[str, Any]:
+    # rasa_addons/sql_stores.py: pre-pinged pooled connections (a dropped connection loses no message), one
+    # transaction per saved turn, and on SQLite a write-ahead log
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return {"type": "SQL", "dialect": "sqlite", "db": sqlite_file}
+        return {"type": TRACKER_STORE_CLASS, "dialect": "sqlite", "db": sqlite_file}
     if url.get_backend_name() != "postgresql":
         raise ValueError(f"Rasa's tracker store supports SQLite or PostgreSQL here, not {url.get_backend_name()}")
-    # pre-pings pooled connections (rasa_addons/pinging_sql.py): a dropped connection loses no message
-    store: dict[str, Any] = {"type": "rasa_addons.pinging_sql.PingingSQLTrackerStore", "dialect": "postgresql",
+    store: dict[str, Any] = {"type": TRACKER_STORE_CLASS, "dialect": "postgresql",
                              "url": url.host or "127.0.0.1",
                              "port": url.port or 5432, "db": url.database}
     if url.username:
@@ -46,7 +49,7 @@ def event_broker(database_url: str) -> dict[str, Any] | None:
     name = event_database(database_url)
     if name is None:
         return None
-    return {**tracker_store(database_url, ""), "type": "rasa_addons.pinging_sql.PingingSQLEventBroker", "db": name}
+    return {**tracker_store(database_url, ""), "type": "rasa_addons.sql_stores.PingingSQLEventBroker", "db": name}
 
 
 def ensure_event_database(database_url: str) -> None:

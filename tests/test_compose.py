@@ -53,8 +53,8 @@ def test_production_services_engines_and_health_checks() -> None:
         assert env["SHOP_ENV"] == "production" and env["SHOP_DEMO_MODE"] == "false"
     endpoints = yaml.safe_load((ROOT / "docker" / "endpoints.compose.yml").read_text())
     assert endpoints["tracker_store"]["dialect"] == "postgresql" and endpoints["lock_store"]["type"] == "redis"
-    assert endpoints["tracker_store"]["type"] == "rasa_addons.pinging_sql.PingingSQLTrackerStore"
-    assert endpoints["event_broker"]["type"] == "rasa_addons.pinging_sql.PingingSQLEventBroker"
+    assert endpoints["tracker_store"]["type"] == "rasa_addons.sql_stores.ShopSQLTrackerStore"
+    assert endpoints["event_broker"]["type"] == "rasa_addons.sql_stores.PingingSQLEventBroker"
     assert endpoints["event_broker"]["db"].endswith("_events")
     assert "CREATE DATABASE shop_events" in (ROOT / "docker" / "postgres-init" / "10-event-broker.sql").read_text()
 

@@ -83,8 +83,8 @@ def test_rasa_uses_postgres_and_redis(replicas: tuple[Stack, Stack]) -> None:
         endpoints = yaml.safe_load(stack.endpoints_file.read_text())
         assert endpoints["tracker_store"]["dialect"] == "postgresql"
         assert endpoints["lock_store"]["type"] == "redis"
-        assert endpoints["tracker_store"]["type"] == "rasa_addons.pinging_sql.PingingSQLTrackerStore"
-        assert endpoints["event_broker"]["type"] == "rasa_addons.pinging_sql.PingingSQLEventBroker"
+        assert endpoints["tracker_store"]["type"] == "rasa_addons.sql_stores.ShopSQLTrackerStore"
+        assert endpoints["event_broker"]["type"] == "rasa_addons.sql_stores.PingingSQLEventBroker"
         assert endpoints["event_broker"]["db"] == "scale_out_events"
 
 
