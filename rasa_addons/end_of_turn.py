@@ -13,8 +13,7 @@ and below the 1.0 of any rule or memorised story, so it decides only when nothin
 a bot action (after a shopper message it predicts nothing, so an unknown message still gets the fallback):
 
 - a form is active and the action was not the form: the form runs again. Called after a bot action it does
-  not validate; it asks for its requested slot again ("Back to your order: what's the number?"), and the
-  shopper's answer takes its usual path.
+  not validate; it asks for its requested slot again, and the shopper's answer takes its usual path.
 - otherwise ``action_listen``: the turn is over.
 """
 

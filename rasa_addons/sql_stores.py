@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,11 +104,23 @@ class ShopSQLTrackerStore(SQLTrackerStore):
 
 
 class PingingSQLEventBroker(SQLEventBroker):
-    """``SQLEventBroker`` whose connection pool pings each connection before handing it out."""
+    """``SQLEventBroker`` whose connection pool pings each connection before handing it out, and which starts
+    beside another replica: Rasa's own creates its table unguarded, so two Rasa servers starting at once on
+    one PostgreSQL could fail with "relation events already exists" (seen in tests/test_scale_out.py)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        url = self.engine.url
-        self.engine.dispose()
+    def __init__(self, dialect: str = "sqlite", host: str | None = None, port: int | None = None,
+                 db: str = "events.db", username: str | None = None, password: str | None = None) -> None:
+        url = SQLTrackerStore.get_db_url(dialect, host, port, db, username, password)
         self.engine = sa.create_engine(url, pool_pre_ping=True)
+        for attempt in range(5):
+            try:
+                self.Base.metadata.create_all(self.engine)  # checks for the table first
+                break
+            except (sa.exc.ProgrammingError, sa.exc.IntegrityError, sa.exc.OperationalError) as error:
+                if sa.inspect(self.engine).has_table("events"):
+                    break  # another Rasa server created it at the same moment
+                if attempt == 4:
+                    raise
+                logger.warning(f"SQLEventBroker: creating the events table failed, trying again: {error}")
+                time.sleep(0.5 * (attempt + 1))
         self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
