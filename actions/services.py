@@ -16,7 +16,8 @@ from bot.search.service import ProductSearch
 def product_search() -> ProductSearch:
     settings = get_settings()
     migrate(settings.database_url)
-    return ProductSearch(sessionmaker(bind=get_engine(settings.database_url)), settings.search_index_dir)
+    return ProductSearch(sessionmaker(bind=get_engine(settings.database_url)), settings.search_index_dir,
+                         query_cache=settings.search_query_cache)
 
 
 def policy() -> ShopPolicy:

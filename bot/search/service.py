@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,41 @@ class Hit:
     reason: str
 
 
+class QueryVectorCache:
+    """The embeddings of the latest ``size`` query texts (least recently used out; 0: no cache).
+
+    A refinement ("cheaper", "in black", "show more") runs the same semantic text again with other filters,
+    and popular searches repeat: their embedding (about 8 ms of CPU, most of a search) is reused. Vectors
+    depend only on the text and the model, so a catalog change does not invalidate them. The search
+    benchmark runs without it, so its latencies are those of a first query.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = self.misses = 0
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str, embedder: Embedder) -> np.ndarray:
+        if self.size <= 0:
+            return embedder.encode([text])[0]
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+                self.hits += 1
+                return vector
+        vector = embedder.encode([text])[0]
+        vector.setflags(write=False)  # shared between searches
+        with self._lock:
+            self.misses += 1
+            self._vectors[text] = vector
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return vector
+
+
 class ProductSearch:
     """Hybrid product search over the catalog, kept in step with it.
 
@@ -72,8 +108,9 @@ class ProductSearch:
     """
 
     def __init__(self, session_factory, index_dir: Path, embedder: Embedder | None = None,  # type: ignore[no-untyped-def]
-                 weights: FusionWeights | None = None, refresh_seconds: float = 5.0) -> None:
+                 weights: FusionWeights | None = None, refresh_seconds: float = 5.0, query_cache: int = 0) -> None:
         self._session_factory = session_factory
+        self.query_vectors = QueryVectorCache(query_cache)
         self.weights = weights or FusionWeights()
         self._index_dir = index_dir
         self._embedder = embedder or get_embedder()
@@ -133,7 +170,7 @@ class ProductSearch:
             assert lexical_ids is not None and lexical_scores is not None
             order = np.argsort(-lexical_scores, kind="stable")[:k]
             return [(int(lexical_ids[i]), float(lexical_scores[i])) for i in order]
-        vector = self._embedder.encode([text])[0]
+        vector = self.query_vectors.get(text, self._embedder)
         dense_ids, _ = index.dense.search(vector, depth, allowed)
         if lexical_ids is None or lexical_scores is None:
             ids, scores = dense_ids, index.dense.scores(vector, dense_ids)
