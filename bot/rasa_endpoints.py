@@ -18,6 +18,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 TRACKER_STORE_CLASS = "rasa_addons.sql_stores.ShopSQLTrackerStore"
+EVENT_BROKER_CLASS = "rasa_addons.sql_stores.PingingSQLEventBroker"
 
 
 def tracker_store(database_url: str, sqlite_file: str) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def event_broker(database_url: str) -> dict[str, Any] | None:
     name = event_database(database_url)
     if name is None:
         return None
-    return {**tracker_store(database_url, ""), "type": "rasa_addons.sql_stores.PingingSQLEventBroker", "db": name}
+    return {**tracker_store(database_url, ""), "type": EVENT_BROKER_CLASS, "db": name}
 
 
 def ensure_event_database(database_url: str) -> None:

@@ -27,7 +27,6 @@ committed through a rollback journal. Under load that was about a quarter of the
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -39,7 +38,6 @@ from rasa.core.brokers.sql import SQLEventBroker
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -70,37 +68,35 @@ class ShopSQLTrackerStore(SQLTrackerStore):
         self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
-        with self.session_scope() as session:
-            rows = self._event_query(session, sender_id,
-                                     fetch_events_from_all_sessions=fetch_events_from_all_sessions).all()
-            events = [json.loads(row.data) for row in rows]
-        if not (self.domain and events):
-            return None
-        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-        if len(tracker.events) == len(events):  # an event history limit would make the count meaningless
-            setattr(tracker, STORED, len(events))
+        tracker = await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        if tracker is not None:  # built from exactly the stored events it holds
+            setattr(tracker, STORED, len(tracker.events))
         return tracker
 
-    def _additional_events(self, session: sa.orm.Session, tracker: DialogueStateTracker) -> Iterator[Event]:
+    @staticmethod
+    def _new_events(tracker: DialogueStateTracker) -> list[Event] | None:
+        """The tracker's events after those it was retrieved (or last saved) with; None: not known."""
         stored = getattr(tracker, STORED, None)
         if stored is None or stored > len(tracker.events):
+            return None
+        return list(itertools.islice(tracker.events, stored, len(tracker.events)))
+
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        new_events = self._new_events(tracker)
+        if self.event_broker is None or new_events is None:
+            await super().stream_events(tracker)  # retrieves the stored tracker again to diff it
+            return
+        await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+    def _additional_events(self, session: sa.orm.Session, tracker: DialogueStateTracker) -> Iterator[Event]:
+        new_events = self._new_events(tracker)
+        if new_events is None:
             return super()._additional_events(session, tracker)  # type: ignore[no-any-return]
-        return itertools.islice(tracker.events, stored, len(tracker.events))
+        return iter(new_events)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        with self.session_scope() as session:
-            new_events = list(self._additional_events(session, tracker))
-            if self.event_broker is not None:
-                await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
-            for event in new_events:
-                data = event.as_dict()
-                session.add(self.SQLEvent(
-                    sender_id=tracker.sender_id, type_name=event.type_name, timestamp=data.get("timestamp"),
-                    intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-                    action_name=data.get("name"), data=json.dumps(data)))
-            session.commit()
+        await super().save(tracker)  # stream_events, then _additional_events, stored in one commit
         setattr(tracker, STORED, len(tracker.events))
-        logger.debug(f"Stored {len(new_events)} new event(s) of '{tracker.sender_id}'.")
 
 
 class PingingSQLEventBroker(SQLEventBroker):
