@@ -38,8 +38,8 @@ lint: setup
 bench: data model  ## every benchmark (search, ann, escalation, recommend, nlu, load) -> reports/benchmarks.md; BENCH_SKIP_NLU=1 skips the slow NLU cross-validation
 	@$(PY) scripts/benchmarks.py
 
-bench-nlu: setup  ## NLU cross-validation: intent accuracy and macro-F1 (prints JSON)
-	@$(PY) -m bot bench nlu --folds 3
+bench-nlu: setup  ## NLU from scratch: training time, test/informal scores, off-topic recall, parse p50/p95, dev calibration (JSON)
+	@$(PY) -m bot bench nlu --calibrate
 
 compose-check:  ## validate docker-compose.yml (needs docker compose or docker-compose); placeholder secrets
 	@export POSTGRES_PASSWORD=check SHOP_RASA_TOKEN=check SHOP_JWT_SECRET=check; \

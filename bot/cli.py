@@ -284,11 +284,27 @@ def bench_escalation(
 
 
 @bench_app.command("nlu")
-def bench_nlu(folds: int = 3, out: Path = Path("results/nlu-cv")) -> None:
-    """Cross-validate the NLU model and print intent accuracy and macro-F1 as JSON."""
-    from bot.training.evaluation import cross_validate
+def bench_nlu(
+    model: Annotated[Path | None, typer.Option(help="score this trained model instead of training one from scratch")]
+    = None,
+    calibrate: Annotated[bool, typer.Option(help="also choose the out-of-scope and fallback thresholds on the "
+                                                 "dev split")] = False,
+    max_rejection: Annotated[float, typer.Option(min=0.0, max=1.0, help="with --calibrate: the in-scope rejection "
+                                                                       "the thresholds may cost on dev")] = 0.02,
+) -> None:
+    """Train the model from scratch and print one JSON line: test and informal scores, off-topic recall,
+    in-scope false rejection, parse p50/p95, training time."""
+    from bot.nlu.benchmark import default_root, run
+    from bot.nlu.evaluation_sets import EvaluationSetError
 
-    result = cross_validate(folds=folds, out=out)
+    if model is not None and not model.exists():
+        typer.echo(f"error: no model at {model}", err=True)
+        raise typer.Exit(2)
+    try:
+        result = run(default_root(), model=model, calibrate_on_dev=calibrate, max_rejection=max_rejection)
+    except EvaluationSetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

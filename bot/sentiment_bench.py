@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import statistics
-import subprocess
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot import PROJECT_ROOT
+from bot.nlu.parsing import parse_batch
 from bot.sentiment import EscalationThresholds, Turn, evaluate, score
 
 LABELS = ("escalate", "ok")
@@ -105,28 +103,10 @@ def load_dialogues(path: Path) -> list[Dialogue]:
 # --------------------------------------------------------------------------------------------- NLU
 
 
-def rasa_python() -> Path:
-    from bot.training.rasa_model import rasa_executable
-
-    return Path(os.environ.get("RASA_PYTHON", rasa_executable().parent / "python"))
-
-
 def parse_with_rasa(texts: Iterable[str], model: Path, timeout: float = 900.0) -> Parses:
     """Intent and confidence of each distinct text from the trained Rasa model (one subprocess)."""
-    unique = list(dict.fromkeys(texts))
-    if not model.exists():
-        raise FileNotFoundError(f"no trained Rasa model at {model}: run `python -m bot model ensure` first")
-    done = subprocess.run(
-        [str(rasa_python()), "-m", "rasa_addons.parse_batch", str(model)],
-        input="".join(json.dumps(t) + "\n" for t in unique), capture_output=True, text=True, cwd=PROJECT_ROOT,
-        timeout=timeout, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"rasa_addons.parse_batch failed ({done.returncode}): {done.stderr[-2000:]}")
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    if len(results) != len(unique):
-        raise RuntimeError(f"rasa_addons.parse_batch returned {len(results)} parses for {len(unique)} texts")
-    return {r["text"]: (r["intent"], r["confidence"]) for r in results}
+    parsed = parse_batch(texts, model, timeout)
+    return {text: (r["intent"], r["confidence"]) for text, r in parsed.items()}
 
 
 # --------------------------------------------------------------------------------------------- replay

@@ -1,8 +1,12 @@
-"""Parses many messages with a trained Rasa model in one process (for ``python -m bot bench escalation``).
+"""Parses many messages with a trained Rasa model in one process (``bench escalation``, ``bench nlu``, the gate).
 
 Run with the Rasa venv from the project root: ``.venv-rasa/bin/python -m rasa_addons.parse_batch MODEL``.
 Reads one JSON string (a message) per line on stdin, writes one JSON object per line on stdout, in order:
-``{"text", "intent", "confidence", "sentiment"}``. Rasa's own logging goes to stderr.
+``{"text", "intent", "confidence", "sentiment", "ranking", "out_of_scope_check", "parse_ms"}``; ``ranking`` is
+the intent ranking (name, confidence), ``out_of_scope_check`` what ``rasa_addons.intent_classifier`` decided
+about the message's distance from the training data (or null with another classifier), ``parse_ms`` the
+wall time of this one parse (the whole NLU pipeline, one message at a time, after one warm-up parse).
+Rasa's own logging goes to stderr.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 
@@ -19,12 +24,20 @@ async def parse_all(model: str, texts: list[str]) -> list[dict[str, Any]]:
     from rasa.core.agent import Agent
 
     agent = Agent.load(model)
+    if texts:
+        await agent.parse_message(texts[0])  # first parse pays for lazy set-up; not timed
     results = []
     for text in texts:
+        started = time.perf_counter()
         parsed = await agent.parse_message(text)
+        elapsed = (time.perf_counter() - started) * 1000
         intent = parsed.get("intent") or {}
         results.append({"text": text, "intent": intent.get("name"), "confidence": intent.get("confidence"),
-                        "sentiment": parsed.get("sentiment")})
+                        "sentiment": parsed.get("sentiment"),
+                        "ranking": [{"name": r.get("name"), "confidence": r.get("confidence")}
+                                    for r in parsed.get("intent_ranking") or []],
+                        "out_of_scope_check": parsed.get("out_of_scope_check"),
+                        "parse_ms": round(elapsed, 3)})
     return results
 
 

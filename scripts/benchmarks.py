@@ -5,8 +5,7 @@ duration go into the report, with the date and the machine. A benchmark that fai
 the others still run; the exit status is 1 when any failed.
 
 Environment:
-  BENCH_SKIP_NLU=1          leave out NLU cross-validation (slow: retrains the model per fold)
-  BENCH_NLU_FOLDS=3         folds for NLU cross-validation
+  BENCH_SKIP_NLU=1          leave out the NLU benchmark (trains the model from scratch, about 2 minutes)
   BENCH_ANN_SIZES=...       catalog sizes for `bench ann` (default: its own, up to 1,000,000)
   BENCH_LOAD_SHOPPERS=50    simulated shoppers for `bench load`
   BENCH_LOAD_MINUTES=5      minutes for `bench load`
@@ -42,7 +41,7 @@ def benchmarks() -> list[tuple[str, list[str], str]]:
         ("ann", ann, ""),
         ("escalation", ["escalation", "--dataset", "tests/escalation_dialogues.jsonl"], ""),
         ("recommend", ["recommend"], ""),
-        ("nlu", ["nlu", "--folds", env.get("BENCH_NLU_FOLDS", "3")],
+        ("nlu", ["nlu", "--calibrate"],
          "BENCH_SKIP_NLU is set" if env.get("BENCH_SKIP_NLU", "").lower() not in ("", "0", "no", "false") else ""),
         ("load", ["load", "--shoppers", env.get("BENCH_LOAD_SHOPPERS", "50"),
                   "--minutes", env.get("BENCH_LOAD_MINUTES", "5")], ""),

@@ -15,11 +15,11 @@ find_python() {  # find_python 3.10 -> prints an interpreter path
   return 1
 }
 
-hash_of() { sha256sum "$1" | cut -d' ' -f1; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
-make_venv() {  # make_venv DIR PYVER LOCK [pre-install args...]
-  local dir=$1 ver=$2 lock=$3; shift 3
-  local want; want=$(hash_of "$lock")
+make_venv() {  # make_venv DIR PYVER LOCK NODEPS [pre-install args...]  (NODEPS: a file installed with --no-deps, or -)
+  local dir=$1 ver=$2 lock=$3 nodeps=$4; shift 4
+  local want; want=$(hash_of "$lock" ${nodeps#-})
   if [[ -f "$dir/.lock-hash" && "$(cat "$dir/.lock-hash")" == "$want" && -x "$dir/bin/python" ]]; then
     echo "setup: $dir is up to date"; return 0
   fi
@@ -34,10 +34,11 @@ make_venv() {  # make_venv DIR PYVER LOCK [pre-install args...]
   "$dir/bin/python" -m pip install -q --upgrade "pip<25"
   if [[ $# -gt 0 ]]; then "$dir/bin/python" -m pip install -q "$@"; fi
   "$dir/bin/python" -m pip install -q -r "$lock"
+  if [[ "$nodeps" != "-" ]]; then "$dir/bin/python" -m pip install -q --no-deps -r "$nodeps"; fi
   echo "$want" > "$dir/.lock-hash"
 }
 
 # torch first, as the CPU build: otherwise a dependency pulls the CUDA build (gigabytes).
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-make_venv .venv 3.11 requirements/app.lock ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"
-make_venv .venv-rasa 3.10 requirements/rasa.lock
+make_venv .venv 3.11 requirements/app.lock - ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"
+make_venv .venv-rasa 3.10 requirements/rasa.lock requirements/rasa-nodeps.txt

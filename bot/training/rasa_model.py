@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bot import PROJECT_ROOT
 
-TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/stories", "data/rules", "requirements/rasa.lock")
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/stories", "data/rules", "requirements/rasa.lock",
+                   "requirements/rasa-nodeps.txt")
 MODEL_NAME = "shop"
 
 

@@ -1,0 +1,39 @@
+"""Parsing many messages with a trained Rasa model in one subprocess of the Rasa venv
+(``rasa_addons.parse_batch``): the NLU benchmark, the console's evaluation and the escalation benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bot import PROJECT_ROOT
+
+
+def rasa_python() -> Path:
+    from bot.training.rasa_model import rasa_executable
+
+    return Path(os.environ.get("RASA_PYTHON", rasa_executable().parent / "python"))
+
+
+def parse_batch(texts: Iterable[str], model: Path, timeout: float = 900.0) -> dict[str, dict[str, Any]]:
+    """Rasa's parse of each distinct text: ``{text: {"intent", "confidence", "ranking", "out_of_scope_check",
+    "sentiment", "parse_ms"}}``. Serving's thread settings apply (one thread per library), so ``parse_ms`` is
+    what one message costs a serving Rasa."""
+    unique = list(dict.fromkeys(texts))
+    if not model.exists():
+        raise FileNotFoundError(f"no trained Rasa model at {model}: run `python -m bot model ensure` first")
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    done = subprocess.run([str(rasa_python()), "-m", "rasa_addons.parse_batch", str(model)],
+                          input="".join(json.dumps(t) + "\n" for t in unique), capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=timeout, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"rasa_addons.parse_batch failed ({done.returncode}): {done.stderr[-2000:]}")
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if len(results) != len(unique):
+        raise RuntimeError(f"rasa_addons.parse_batch returned {len(results)} parses for {len(unique)} texts")
+    return {r["text"]: r for r in results}
