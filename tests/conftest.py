@@ -64,7 +64,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def copy_training_inputs(target: Path) -> Path:
-    """config.yml, domain.yml, data/{nlu,stories,rules} and tests/nlu_test.yml, as a console training reads them."""
+    """config.yml, domain.yml, data/{nlu,stories,rules} and the held-out sets (tests/nlu_test.yml, nlu_informal.yml,
+    offtopic.yml, nlu_dev.yml), as a console training reads them."""
     import shutil
 
     target.mkdir(parents=True, exist_ok=True)
@@ -73,8 +74,9 @@ def copy_training_inputs(target: Path) -> Path:
     for name in ("nlu", "stories", "rules"):
         shutil.copytree(ROOT / "data" / name, target / "data" / name, dirs_exist_ok=True)
     (target / "tests").mkdir(exist_ok=True)
-    if (ROOT / "tests" / "nlu_test.yml").exists():
-        shutil.copy2(ROOT / "tests" / "nlu_test.yml", target / "tests" / "nlu_test.yml")
+    for name in ("nlu_test.yml", "nlu_informal.yml", "offtopic.yml", "nlu_dev.yml"):
+        if (ROOT / "tests" / name).exists():
+            shutil.copy2(ROOT / "tests" / name, target / "tests" / name)
     return target
 
 

@@ -75,6 +75,53 @@ def file_fingerprint(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
 
+def sets_fingerprint(paths: list[Path]) -> str:
+    """One fingerprint of several held-out sets (the first alone gives its own file fingerprint, so evaluations
+    cached before the informal and off-topic sets existed stay valid for the test set alone)."""
+    if len(paths) == 1:
+        return file_fingerprint(paths[0])
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + file_fingerprint(path).encode() + b"\0")
+    return digest.hexdigest()
+
+
+HELD_OUT = "held_out.json"
+
+
+def score_held_out(model: Path, root: Path, out: Path) -> dict[str, Any]:
+    """Scores on the informal set and the off-topic set (``bot.nlu.evaluation_sets``), where the root has them:
+    ``{"nlu_informal": {"accuracy", "macro_f1", "examples"}, "offtopic_recall", "in_scope_false_rejection"}``
+    (rejection over the informal set's in-scope messages). Cached in ``out``."""
+    from bot.nlu.evaluation_sets import OUT_OF_SCOPE, REJECTED, labelled, off_topic
+    from bot.nlu.parsing import parse_batch
+
+    cached = out / HELD_OUT
+    if cached.exists():
+        return dict(json.loads(cached.read_text()))
+    tests = root / "tests"
+    informal = labelled(root, "nlu_informal") if (tests / "nlu_informal.yml").exists() else None
+    off = off_topic(root, "test") if (tests / "offtopic.yml").exists() else None
+    result: dict[str, Any] = {}
+    texts = [*(informal.texts if informal else []), *(off.texts if off else [])]
+    if texts:
+        parsed = parse_batch(texts, model)
+        if informal is not None:
+            scores = score([Prediction(t, i, str(parsed[t]["intent"] or ""), float(parsed[t]["confidence"] or 0))
+                            for i, t in informal.examples])
+            result["nlu_informal"] = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
+                                      "examples": scores.examples}
+            in_scope = [t for i, t in informal.examples if i != OUT_OF_SCOPE]
+            result["in_scope_false_rejection"] = round(sum(parsed[t]["intent"] in REJECTED for t in in_scope)
+                                                       / max(1, len(in_scope)), 4)
+        if off is not None:
+            result["offtopic_recall"] = round(sum(parsed[t]["intent"] == OUT_OF_SCOPE for t in off.texts)
+                                              / len(off.texts), 4)
+    out.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result))
+    return result
+
+
 def score(predictions: list[Prediction]) -> Scores:
     """Accuracy, macro-F1 and per-intent F1 over the intents the test set contains."""
     intents = sorted({p.expected for p in predictions})

@@ -8,6 +8,11 @@ about 5% of the test predictions in both directions (measured: README), and with
 intent one or two of them move an intent's F1 by more than 5 points, so a rule on the point estimate
 alone refuses almost every retraining. ``intent_alpha = 1`` restores that literal rule. Drops that pass
 as noise are still listed (``notes``). A lead can activate a refused model with a reason (an override).
+
+The same held-out sets as ``python -m bot bench nlu`` count (``metrics["held_out"]``, where both models were
+scored on them): the informal set's macro-F1 may fall by at most ``max_macro_f1_drop`` like the test set's, the
+off-topic recall by at most ``max_rate_drop``, and the in-scope false rejection may rise by at most
+``max_rate_drop``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class GateLimits:
     max_macro_f1_drop: float = 0.005
     max_intent_f1_drop: float = 0.05
     intent_alpha: float = 0.05
+    max_rate_drop: float = 0.02  # off-topic recall down / in-scope false rejection up, as a share of messages
 
 
 def sign_test(worse: int, better: int) -> float:
@@ -85,4 +91,27 @@ def check(new: dict[str, Any], baseline: dict[str, Any] | None, limits: GateLimi
             reasons.append(f"{text} ({detail}).")
         else:
             notes.append(f"{text}, but {detail}: within retraining noise (alpha {limits.intent_alpha:g}).")
+    reasons += held_out_reasons(new.get("held_out") or {}, baseline.get("held_out") or {}, limits)
     return {"passed": not reasons, "reasons": reasons, "notes": notes}
+
+
+def held_out_reasons(new: dict[str, Any], old: dict[str, Any], limits: GateLimits) -> list[str]:
+    """Refusals from the informal and off-topic sets (only what both models were scored on)."""
+    reasons: list[str] = []
+    if "nlu_informal" in new and "nlu_informal" in old:
+        before, after = float(old["nlu_informal"]["macro_f1"]), float(new["nlu_informal"]["macro_f1"])
+        if before - after > limits.max_macro_f1_drop + EPSILON:
+            reasons.append(f"Macro-F1 on the informal set falls {_points(before - after)} points ({_points(before)} "
+                           f"→ {_points(after)}); at most {_points(limits.max_macro_f1_drop)} is allowed.")
+    if "offtopic_recall" in new and "offtopic_recall" in old:
+        before, after = float(old["offtopic_recall"]), float(new["offtopic_recall"])
+        if before - after > limits.max_rate_drop + EPSILON:
+            reasons.append(f"Off-topic recall falls from {_points(before)}% to {_points(after)}%; at most "
+                           f"{_points(limits.max_rate_drop)} points is allowed.")
+    if "in_scope_false_rejection" in new and "in_scope_false_rejection" in old:
+        before, after = float(old["in_scope_false_rejection"]), float(new["in_scope_false_rejection"])
+        if after - before > limits.max_rate_drop + EPSILON:
+            reasons.append(f"In-scope messages rejected as out of scope or not understood rise from "
+                           f"{_points(before)}% to {_points(after)}%; at most {_points(limits.max_rate_drop)} "
+                           f"points more is allowed.")
+    return reasons

@@ -273,13 +273,15 @@ def _train_version(workspace: Workspace, version: int, domain: Path, extra: list
 
 
 def _evaluate(workspace: Workspace, row_version: int, archive: Path, test_fp: str
-              ) -> tuple[evaluation.Scores, list[evaluation.Prediction], Path]:
+              ) -> tuple[evaluation.Scores, list[evaluation.Prediction], Path, dict[str, Any]]:
+    """Scores on the test set (with Rasa's reports) and on the informal and off-topic sets (``held_out``)."""
     out = workspace.evaluation_dir(row_version, test_fp)
     cached = evaluation.cached_predictions(out)
     if cached is not None:
-        return evaluation.score(cached), cached, out
-    scores, predictions = evaluation.evaluate_model(archive, workspace.test_set, out)
-    return scores, predictions, out
+        scores, predictions = evaluation.score(cached), cached
+    else:
+        scores, predictions = evaluation.evaluate_model(archive, workspace.test_set, out)
+    return scores, predictions, out, evaluation.score_held_out(archive, workspace.root, out)
 
 
 def run_job(version: int, settings: Settings | None = None,
@@ -317,16 +319,17 @@ def run_job(version: int, settings: Settings | None = None,
             progress.lines.append(how)
             progress.update("evaluating on the test set", EVALUATION_SPAN[0], force=True, path=str(archive),
                             state=EVALUATING)
-            test_fp = evaluation.file_fingerprint(workspace.test_set)
-            scores, predictions, out = _evaluate(workspace, version, archive, test_fp)
-            metrics = {**scores.as_dict(), "test_fingerprint": test_fp, "training": how,
+            test_fp = evaluation.sets_fingerprint(workspace.held_out_sets)
+            scores, predictions, out, held_out = _evaluate(workspace, version, archive, test_fp)
+            metrics = {**scores.as_dict(), "held_out": held_out, "test_fingerprint": test_fp, "training": how,
                        "confusion_png": str(out / evaluation.CONFUSION_PNG)
                        if (out / evaluation.CONFUSION_PNG).exists() else None}
             baseline_version, baseline_metrics, changed = None, {}, []
             if base is not None and base[1].exists():
                 progress.update(f"evaluating the active model (version {base[0]})", 0.93, force=True)
-                base_scores, base_predictions, _ = _evaluate(workspace, base[0], base[1], test_fp)
-                baseline_version, baseline_metrics = base[0], {**base_scores.as_dict(), "test_fingerprint": test_fp}
+                base_scores, base_predictions, _, base_held_out = _evaluate(workspace, base[0], base[1], test_fp)
+                baseline_version, baseline_metrics = base[0], {**base_scores.as_dict(), "held_out": base_held_out,
+                                                               "test_fingerprint": test_fp}
                 changed = evaluation.changed_predictions(base_predictions, predictions)
             verdict = gate.check(metrics, baseline_metrics or None, limits, changed)
             progress.lines.append(f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}; gate "

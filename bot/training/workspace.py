@@ -41,6 +41,13 @@ class Workspace:
     def test_set(self) -> Path:
         return self.root / "tests" / "nlu_test.yml"
 
+    @property
+    def held_out_sets(self) -> list[Path]:
+        """Every set a model is scored on (``bot.nlu.evaluation_sets``): the test set first, then the informal
+        set and the off-topic set where the root has them."""
+        extra = [self.root / "tests" / name for name in ("nlu_informal.yml", "offtopic.yml")]
+        return [self.test_set, *(p for p in extra if p.exists())]
+
     def version_dir(self, version: int) -> Path:
         return self.versions_dir / f"v{version}"
 
