@@ -1,5 +1,9 @@
 """The cart in the chat: add (asking for size and color when needed), view, remove, change quantity, checkout.
 
+When the add asks "Which size of X?" (or which color) it remembers the question in the ``pending_variant``
+slot; a typed answer on the next turn ("M", "medium please", "size 10", "the black one") adds that variant,
+whatever intent NLU gave it (a rule in data/rules/rules.yml sends the turn after the question here).
+
 The cart belongs to the signed-in customer when the gateway verified one (``customer:<id>``, the
 same cart on every device), else to the conversation. Replies carry a ``{"type": "cart"}`` custom
 payload that the widget renders as a cart card.
@@ -11,16 +15,18 @@ import re
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
 from actions.context import entity, referred_products, requester, user_text
 from actions.messages import button, money
+from actions.search import USUAL_ACTIONS
 from bot.catalog.models import Product
 from bot.config import get_settings
 from bot.db import session_scope
 from bot.search import references
+from bot.search.service import ProductView
 from bot.shop import cart
 from bot.shop.cart import CartError, CartLine, CartSummary, NotEnoughStock
 from bot.shop.identity import jwt_secret
@@ -179,18 +185,78 @@ def _target_lines(tracker: Tracker, summary: CartSummary) -> list[CartLine]:
     return list(summary.lines)
 
 
+def _asked_last_turn(tracker: Tracker) -> dict[str, Any] | None:
+    """The variant question the bot asked just before the shopper's latest message, if it asked one.
+
+    The slot alone could be stale (the shopper searched instead of answering); the events tell whether it was
+    set between the previous message and this one. A tracker without events (none sent) trusts the slot.
+    """
+    value = tracker.get_slot("pending_variant")
+    if not isinstance(value, dict) or not value.get("product_id"):
+        return None
+    events = tracker.events or []
+    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
+    if not users:
+        return value
+    since = users[-2] + 1 if len(users) > 1 else 0
+    asked = any(e.get("event") == "slot" and e.get("name") == "pending_variant" and e.get("value")
+                for e in events[since: users[-1]])
+    return value if asked else None
+
+
+def _typed_answer(tracker: Tracker, pending: dict[str, Any]) -> tuple[ProductView, str, str] | None:
+    """The product asked about with the size and color a typed answer names ("medium please"), or None."""
+    text = user_text(tracker)
+    if not text or (entity(tracker, "product_id") or "").strip():
+        return None
+    search = services.product_search()
+    product = search.get(int(pending["product_id"]))
+    if product is None:
+        return None
+    with session_scope() as session:
+        row = session.get(Product, product.id)
+        colors = cart.product_colors(row) if row is not None else []
+    answer = references.variant_answer(text, product.sizes, colors, search.facets.vocabulary().get("color", []))
+    if answer is None:
+        return None
+    size, color = answer
+    return product, size or str(pending.get("size") or ""), color or str(pending.get("color") or "")
+
+
+def _pending(product_id: int, ask: str, size: str, color: str, quantity: int) -> SlotSet:
+    return SlotSet("pending_variant", {"product_id": product_id, "ask": ask, "size": size, "color": color,
+                                       "quantity": quantity})
+
+
 class ActionAddToCart(Action):
     def name(self) -> str:
         return "action_add_to_cart"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
+        pending = _asked_last_turn(tracker)
+        answer = _typed_answer(tracker, pending) if pending else None
+        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        if answer is not None:
+            product, size, color = answer
+            quantity = int(pending.get("quantity") or 1) if pending else 1
+            return self._add(dispatcher, tracker, product, size, color, quantity)
+        if intent != "add_to_cart" and intent in USUAL_ACTIONS:  # sent here after the question; no answer
+            return [SlotSet("pending_variant", None), FollowupAction(USUAL_ACTIONS[intent])]
         products = referred_products(tracker)
         if not products:
             dispatcher.utter_message(text="Which product should I add? Pick one from a search, "
                                           "e.g. \"add the first one\".")
-            return []
+            return [SlotSet("pending_variant", None)]
         product = products[0]
-        focus = [SlotSet("focused_product", float(product.id))]
+        text = user_text(tracker)
+        size = entity(tracker, "size") or references.size(text, product.sizes)
+        return self._add(dispatcher, tracker, product, size, entity(tracker, "color"),
+                         _wanted_quantity_for_add(tracker, text), text)
+
+    def _add(self, dispatcher: CollectingDispatcher, tracker: Tracker, product: ProductView, size: str,
+             color: str | None, quantity: int, text: str = "") -> list[dict[str, Any]]:
+        """Add ``product`` in this size and color (None: the color named in ``text``), or ask for what is missing."""
+        focus = [SlotSet("focused_product", float(product.id)), SlotSet("pending_variant", None)]
         if product.price is None:  # "Price on request": cannot be sold through the cart
             dispatcher.utter_message(text=cart.no_price_text(product.title),
                                      buttons=[button("Similar products", "recommend", product_id=product.id)])
@@ -199,34 +265,31 @@ class ActionAddToCart(Action):
             dispatcher.utter_message(text=f"Sorry, {product.title} is out of stock right now.",
                                      buttons=[button("Similar products", "recommend", product_id=product.id)])
             return focus
-        text = user_text(tracker)
         with session_scope() as session:
             row = session.get(Product, product.id)
             colors = cart.product_colors(row) if row is not None else []
 
-        size = entity(tracker, "size") or references.size(text, product.sizes)
         if product.sizes and size and cart.pick(size, product.sizes) is None:
             dispatcher.utter_message(text=f"{product.title} doesn't come in size {size}. Which size would you like?",
                                      buttons=self._size_buttons(product.id, product.sizes, ""))
-            return focus
+            return [focus[0], _pending(product.id, "size", "", color or "", quantity)]
         size = (cart.pick(size, product.sizes) or "") if product.sizes else ""
-        color = entity(tracker, "color") or _color_in(text, colors)
+        color = color if color is not None else _color_in(text, colors)
         if colors and color and cart.pick(color, colors) is None:
             dispatcher.utter_message(text=f"{product.title} doesn't come in {color}. "
                                           f"It comes in {', '.join(colors)}: which one would you like?",
                                      buttons=self._color_buttons(product.id, colors, size))
-            return focus
+            return [focus[0], _pending(product.id, "color", size, "", quantity)]
         color = (cart.pick(color, colors) or "") if colors else ""
         if product.sizes and not size:
             dispatcher.utter_message(text=f"Which size of {product.title}?",
                                      buttons=self._size_buttons(product.id, product.sizes, color))
-            return focus
+            return [focus[0], _pending(product.id, "size", "", color, quantity)]
         if colors and not color:
             dispatcher.utter_message(text=f"Which color of {product.title}?",
                                      buttons=self._color_buttons(product.id, colors, size))
-            return focus
+            return [focus[0], _pending(product.id, "color", size, "", quantity)]
 
-        quantity = _wanted_quantity_for_add(tracker, text)
         key = cart_key(tracker)
         try:
             with session_scope() as session:

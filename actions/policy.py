@@ -1,33 +1,68 @@
-"""Answers to policy questions (shipping, payment, returns, accounts) from the shop-policy file."""
+"""Answers to policy questions (shipping, payment, returns, accounts) from the shop-policy file.
+
+``action_answer_policy`` runs for every policy intent and for ``out_of_scope`` and ``nlu_fallback``. The
+knowledge base (``bot.knowledge``) chooses from the NLU intent and from the message's meaning: a policy
+intent keeps its own answer unless another entry fits clearly better, a weak match gets one clarifying
+question with the closest entries as buttons, and a message the NLU did not place is answered from the
+policy file only when an entry matches it strongly (so an entry the shop owner just added is found),
+else it gets the usual "outside what I can help with" or "please rephrase". The answer gives what was
+asked: the named country's rates, the named shipping method's price, whether a payment method is accepted.
+"""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services
+from bot.knowledge.asked import NOTHING_ASKED, Asked
+from bot.knowledge.base import KnowledgeBase, get_knowledge_base
+from bot.policy import PolicyError, get_policy
+
+logger = logging.getLogger(__name__)
+
+CLARIFY_RESPONSE = "utter_ask_which_topic"  # domain.yml; the buttons come from the policy file's entries
 
 
-def say_policy_answer(dispatcher: CollectingDispatcher, topic: str) -> None:
-    """Sends the policy file's answer for ``topic`` with its buttons."""
-    answer = services.policy().answer(topic)
+def knowledge() -> KnowledgeBase:
+    return get_knowledge_base()
+
+
+def say_policy_answer(dispatcher: CollectingDispatcher, topic: str, asked: Asked = NOTHING_ASKED) -> None:
+    """Sends the policy file's answer for ``topic`` (the current version of the file) with its buttons."""
+    answer = get_policy().answer(topic, asked)
     dispatcher.utter_message(text=answer.text, buttons=[{"title": b.title, "payload": b.payload}
                                                         for b in answer.buttons])
 
 
 class ActionAnswerPolicy(Action):
-    """Answers the latest intent with the policy-file answer of the same name."""
+    """Answers a policy question, an out-of-scope message or an NLU fallback from the policy file."""
 
     def name(self) -> str:
         return "action_answer_policy"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
-        policy = services.policy()
-        if intent not in policy.topics:
-            dispatcher.utter_message(response="utter_default")
-            return []
-        say_policy_answer(dispatcher, intent)
+        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        text = str(tracker.latest_message.get("text") or "")
+        choice = knowledge().choose(text, intent)
+        logger.debug("policy answer for intent %s: %s %s (%s)", intent, choice.kind, choice.topic, choice.why)
+        if choice.kind == "answer" and choice.topic is not None:
+            say_policy_answer(dispatcher, choice.topic, choice.asked)
+        elif choice.kind == "clarify":
+            # the payload is the entry's first question: pressed, it goes through NLU and retrieval again
+            dispatcher.utter_message(response=CLARIFY_RESPONSE, buttons=[
+                {"title": m.label, "payload": m.first_question} for m in choice.matches])
+        else:
+            dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_default")
         return []
+
+
+if multiprocessing.parent_process() is not None:
+    # In the action server's worker process: embed the entries' questions before the first shopper asks.
+    try:
+        knowledge().match("hello")
+    except PolicyError as exc:
+        logger.error("The policy file does not load; policy answers fail until it is fixed. %s", exc)

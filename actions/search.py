@@ -9,14 +9,14 @@ from dataclasses import replace
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
 from actions.context import entity, referred_products, shown_ids, user_text
 from actions.messages import button, money, product_cards, refine_button, stock_label
 from actions.profile import recommendations, saved_search_defaults
-from bot.search.query import Filters, ParsedQuery
+from bot.search.query import EXCLUDABLE, Filters, ParsedQuery, strip_values
 from bot.search.service import Hit, ProductView
 
 PAGE = 5
@@ -26,9 +26,25 @@ _PRICIER = re.compile(r"\b(?:pricier|more expensive|higher end|premium|better qu
 _REFINE_FILLER = re.compile(
     r"\b(?:only|just|show|me|more|next|something|else|different|another|other|others|ones?|those|these|them|"
     r"any|anything|some|in|with|please|pls|plz|what|about|how|do|you|have|cheaper|less|expensive|options?|"
-    r"instead|a|an|the|like|but|and|or|i|want|need|sort|by|price|results?)\b",
+    r"instead|a|an|the|like|but|and|or|i|want|need|sort|by|price|results?|no+|nope|nah|not|meant|mean|actually|"
+    r"sorry|oops|wait|rather|ok|okay|thanks|thank|thx|fine|nothing|all|alright|right)\b",
     re.I,
 )
+# "no, I meant the blue ones", "actually black", "not those, the cheaper ones": the shopper corrects the search.
+_CORRECTION = re.compile(r"^\W*(?:no+|nope|nah|actually|i\s+meant|i\s+mean|sorry|oops|wait|rather|"
+                         r"not\s+(?:those|these|them|that|this)(?:\s+ones?)?)\b", re.I)
+# What each intent does when a rule sends it to an action that finds nothing for it to do there: a message
+# routed by a rule keyed on the previous action (data/rules/rules.yml: a correction after results, a typed size
+# after the cart's question) that turns out to be something else. Mirrors the intents' own rules.
+USUAL_ACTIONS = {
+    "deny": "utter_deny_ack",
+    "nlu_fallback": "action_answer_policy",
+    "inform": "track_order_form",
+    "refine_search": "action_refine_search",
+    "search_product": "action_search_products",
+    "product_details": "action_product_details",
+    "state_preference": "action_save_preference",
+}
 _VAGUE = {"gift", "present", "something", "anything", "stuff", "things", "item", "product", "products"}
 
 if multiprocessing.parent_process() is not None:
@@ -137,6 +153,8 @@ class ActionSearchProducts(Action):
         if not text:
             dispatcher.utter_message(text="What are you looking for? Describe it in your own words.")
             return []
+        if tracker.get_slot("search_query") is not None and _CORRECTION.search(text):
+            return ActionRefineSearch().run(dispatcher, tracker, domain)  # "actually black": change the search
         query = services.product_search().parse(text, tracker.latest_message.get("entities") or [])
         words = set(re.findall(r"[a-z]+", query.text.lower()))
         vague = words <= _VAGUE | {"for", "my", "a", "nice", "good", "some", "buy", "to", "get"}
@@ -158,8 +176,31 @@ _ANY_FIELDS = {"color": ("colors", ()), "colour": ("colors", ()), "brand": ("bra
                "category": ("categories", ()), "type": ("categories", ())}
 
 
+def _intent(tracker: Tracker) -> str:
+    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+
+
+def _words_only(text: str) -> str:
+    """``text`` without stray punctuation ("not those, ones" leaves "," behind)."""
+    return " ".join(w.strip(",.;:!?") for w in text.split() if re.search(r"\w", w))
+
+
+def _replaced_values(before: Filters, after: Filters) -> list[str]:
+    """Brands, colors, materials and categories the earlier search had and this one no longer has."""
+    dropped = []
+    for name in EXCLUDABLE:
+        kept = {v.lower() for v in getattr(after, name)}
+        dropped += [v for v in getattr(before, name) if v.lower() not in kept]
+    return dropped
+
+
 class ActionRefineSearch(Action):
-    """Keeps the running search and changes one thing: price, brand, color, size, page, or extra words."""
+    """Keeps the running search and changes one thing: price, brand, color, size, page, or extra words.
+
+    A correction ("no, I meant the blue ones", "actually Adidas") replaces the value it contradicts, in the
+    filters and in the search words. A message that a rule sent here because it came right after results
+    (a ``deny`` or ``nlu_fallback``) and that changes nothing gets its intent's usual answer instead.
+    """
 
     def name(self) -> str:
         return "action_refine_search"
@@ -170,13 +211,18 @@ class ActionRefineSearch(Action):
         entities = tracker.latest_message.get("entities") or []
         previous = tracker.get_slot("search_query")
         previous_filters = _filters_from_slot(tracker.get_slot("search_filters"))
+        intent = _intent(tracker)
         if previous is None:
+            if intent in ("deny", "nlu_fallback"):
+                return [FollowupAction(USUAL_ACTIONS[intent])]
             if not text:
                 dispatcher.utter_message(text="What should I look for?")
                 return []
             query = search.parse(text, entities)
             return _show_results(dispatcher, query, 0, _intro(query))
         change = search.parse(text, entities)
+        if intent in ("deny", "nlu_fallback") and not _changes_search(text, change):
+            return [FollowupAction(USUAL_ACTIONS[intent])]
         filters = previous_filters.merge(replace(change.filters, exclude_ids=()))
         shown = [p for p in (search.get(i) for i in shown_ids(tracker)) if p is not None]
         prices = [p.price for p in shown if p.price is not None]
@@ -191,11 +237,13 @@ class ActionRefineSearch(Action):
             elif word.lower() in _ANY_FIELDS:
                 name, empty = _ANY_FIELDS[word.lower()]
                 filters = replace(filters, **{name: empty})
-        extra = " ".join(_REFINE_FILLER.sub(" ", _ANY.sub(" ", change.text)).split())
+        extra = _words_only(_REFINE_FILLER.sub(" ", _ANY.sub(" ", change.text)))
         known = {v.lower() for v in (*change.filters.colors, *change.filters.brands)}
         extra = " ".join(w for w in extra.split() if w.lower() not in known)
+        # "no, I meant blue" after "red jackets": the words of a value no longer wanted leave the search too
+        previous = strip_values(previous, _replaced_values(previous_filters, filters))
         offset = 0
-        if _ELSE.search(text) and not extra:
+        if _ELSE.search(text) and not extra and (filters == previous_filters or not _CORRECTION.search(text)):
             filters = replace(filters, exclude_ids=tuple(dict.fromkeys((*filters.exclude_ids, *shown_ids(tracker)))))
             intro = "Here are some different ones:"
         elif _MORE.search(text) and filters == previous_filters and not extra:
@@ -204,8 +252,18 @@ class ActionRefineSearch(Action):
         else:
             filters = replace(filters, exclude_ids=())
             intro = ""
-        query = ParsedQuery(f"{previous} {extra}".strip(), filters, change.wants_cheap)
+        expansions = tuple(dict.fromkeys((*search.parse(previous).expansions, *change.expansions)))
+        query = ParsedQuery(f"{previous} {extra}".strip(), filters, change.wants_cheap, expansions=expansions)
         return _show_results(dispatcher, query, offset, intro or _intro(query))
+
+
+def _changes_search(text: str, change: ParsedQuery) -> bool:
+    """Whether a message that is not a ``refine_search`` still changes the search ("no, the blue ones")."""
+    if not change.filters.is_empty() or change.negated or _CHEAPER.search(text) or _PRICIER.search(text):
+        return True
+    if _ELSE.search(text) and not re.search(r"\bnothing\b", text, re.I):
+        return True
+    return bool(_CORRECTION.search(text) and _words_only(_REFINE_FILLER.sub(" ", change.text)))
 
 
 def _details_text(p: ProductView) -> str:

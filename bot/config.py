@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         "gateway process. With several replicas any number may run it (a lease in the database keeps one "
         "per conversation), but at least one must.")
     policy_file: Path = PROJECT_ROOT / "data" / "shop_policy.yml"
+    search_synonyms_file: Path = Field(
+        default=PROJECT_ROOT / "data" / "search_synonyms.yml",
+        description="Other names for the catalog's categories that the product search understands "
+                    "(jumper: sweater); README \"Product search\".")
     models_dir: Path = PROJECT_ROOT / "models"
     demo_products: int = Field(default=5000, description="Size of the generated demo catalog.")
     public_url: str = Field(
@@ -96,6 +100,25 @@ class Settings(BaseSettings):
     search_query_cache: int = Field(
         default=1024, ge=0, description="Query embeddings kept per action server (a refinement re-runs the same "
         "query text); 0 turns the cache off.")
+    # Knowledge answers from the policy file (bot.knowledge; README "Knowledge answers"). Scores are the best
+    # cosine similarity of the message to an entry's questions, plus the boosts below.
+    knowledge_answer_threshold: float = Field(
+        default=0.65, ge=0, le=2, description="Out of scope and NLU fallback: answer from the policy file only "
+        "when the best entry scores at least this (else the usual 'outside what I can help with' / 'rephrase'). "
+        "0.65: above every off-topic message of tests/offtopic.yml's dev split (highest 0.63).")
+    knowledge_clarify_threshold: float = Field(
+        default=0.40, ge=0, le=2, description="A policy intent whose chosen entry scores below this (and does "
+        "not use a fact the message names) gets one clarifying question with the top entries as buttons.")
+    knowledge_margin: float = Field(
+        default=0.15, ge=0, le=2, description="Another entry replaces the NLU intent's own entry only when it "
+        "scores at least this much higher (and the intent's entry does not use what the message named).")
+    knowledge_intent_bonus: float = Field(
+        default=0.05, ge=0, le=1, description="Added to the score of the entry named by the NLU intent.")
+    knowledge_fact_boost: float = Field(
+        default=0.05, ge=0, le=1, description="Added to an entry's score when the message names one of its "
+        "facts (a country, a shipping or payment method, a section such as 'gift cards').")
+    knowledge_clarify_options: int = Field(
+        default=3, ge=2, le=5, description="Entries offered as buttons by a clarifying question.")
 
     # Rasa's tracker store: the stored events that the lead console and analytics read
     tracker_db: str = Field(

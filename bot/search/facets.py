@@ -3,11 +3,14 @@
 Filters become a boolean mask indexed by product id in well under a millisecond, which the
 dense and lexical indexes apply while they search (never a post-filter after a top-k cut).
 Values are compared case-insensitively; a category filter matches any level of the category
-path ("Jackets" matches "Clothing > Jackets").
+path ("Jackets" matches "Clothing > Jackets"). Exclusions ("not Nike", "no Boots") remove the
+products with that value; an excluded material also removes products whose material or title
+has the word ("not leather" removes "vegan leather" and a "Leather Belt" without a material).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -18,9 +21,15 @@ from sqlalchemy.orm import Session
 from bot.catalog.models import Product
 from bot.search.query import Filters
 
+_WORD = re.compile(r"[a-z0-9]+")
+
 
 def _key(value: str) -> str:
     return " ".join(value.lower().split())
+
+
+def _words(value: str) -> set[str]:
+    return set(_WORD.findall(value.lower()))
 
 
 @dataclass
@@ -33,13 +42,15 @@ class Facets:
     rating_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     postings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # field -> value key -> ids
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> value key -> catalog spelling
+    # title word -> ids, for the words of catalog materials only ("not leather" and a "Leather Belt")
+    title_words: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session) -> Facets:
         rows = session.execute(select(
             Product.id, Product.price, Product.rating, Product.rating_count, Product.stock, Product.brand,
             Product.category,
-            Product.color, Product.material, Product.gender, Product.sizes,
+            Product.color, Product.material, Product.gender, Product.sizes, Product.title,
         )).all()
         size = (max((r.id for r in rows), default=0) + 1) if rows else 0
         facets = cls(size, np.zeros(size, bool), np.full(size, np.nan, np.float32), np.zeros(size, np.float32),
@@ -72,6 +83,12 @@ class Facets:
         facets.postings = {name: {v: np.asarray(ids, np.int64) for v, ids in values.items()}
                            for name, values in postings.items()}
         facets.names = dict(names)
+        material_words = {w for value in postings.get("material", {}) for w in _words(value)}
+        titles: dict[str, list[int]] = defaultdict(list)
+        for r in rows:
+            for word in _words(r.title or "") & material_words:
+                titles[word].append(r.id)
+        facets.title_words = {w: np.asarray(ids, np.int64) for w, ids in titles.items()}
         return facets
 
     def vocabulary(self) -> dict[str, list[str]]:
@@ -89,6 +106,25 @@ class Facets:
             ids = table.get(_key(value))
             if ids is not None:
                 mask[ids] = True
+        return mask
+
+    def _having_material(self, materials: tuple[str, ...]) -> np.ndarray:
+        """Products whose material or title has any of these materials' words ("leather": "vegan leather")."""
+        mask = np.zeros(self.size, bool)
+        for material in materials:
+            wanted = _words(material)
+            if not wanted:
+                continue
+            for value, ids in self.postings.get("material", {}).items():
+                if wanted <= _words(value):
+                    mask[ids] = True
+            in_title = np.ones(self.size, bool)
+            for word in wanted:
+                has = np.zeros(self.size, bool)
+                if (ids := self.title_words.get(word)) is not None:
+                    has[ids] = True
+                in_title &= has
+            mask |= in_title
         return mask
 
     def mask(self, filters: Filters) -> np.ndarray | None:
@@ -112,6 +148,12 @@ class Facets:
                 if name == "gender":  # unisex products suit everyone
                     values = (*values, "unisex")
                 mask &= self._any_of(name, values)
+        for name, values in (("brand", filters.exclude_brands), ("category", filters.exclude_categories),
+                             ("color", filters.exclude_colors)):
+            if values:
+                mask &= ~self._any_of(name, values)
+        if filters.exclude_materials:
+            mask &= ~self._having_material(filters.exclude_materials)
         if filters.exclude_ids:
             excluded = np.asarray([i for i in filters.exclude_ids if 0 <= i < self.size], np.int64)
             mask[excluded] = False

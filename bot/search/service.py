@@ -15,12 +15,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.catalog.models import Product
+from bot.config import get_settings
 from bot.search import dense
 from bot.search import index as product_index
 from bot.search.embeddings import Embedder, get_embedder
 from bot.search.facets import Facets
 from bot.search.fusion import FusionWeights, fuse, reciprocal_rank
 from bot.search.query import Filters, ParsedQuery, QueryParser, merge_entities
+from bot.search.synonyms import Synonyms, stamp
 
 _WORD = re.compile(r"[a-z0-9]+")
 OUT_OF_STOCK_PENALTY = 0.1
@@ -104,11 +106,14 @@ class ProductSearch:
 
     Every ``refresh_seconds`` (at most) a search checks whether the catalog changed (count, last
     id, last update); if so the index is synced product by product and the filter facets and the
-    query parser are reloaded.
+    query parser are reloaded. The query parser is also rebuilt when the synonym file changes
+    (``synonyms_file``, default: the ``search_synonyms_file`` setting).
     """
 
     def __init__(self, session_factory, index_dir: Path, embedder: Embedder | None = None,  # type: ignore[no-untyped-def]
-                 weights: FusionWeights | None = None, refresh_seconds: float = 5.0, query_cache: int = 0) -> None:
+                 weights: FusionWeights | None = None, refresh_seconds: float = 5.0, query_cache: int = 0,
+                 synonyms_file: Path | None = None) -> None:
+        self._synonyms_file = get_settings().search_synonyms_file if synonyms_file is None else synonyms_file
         self._session_factory = session_factory
         self.query_vectors = QueryVectorCache(query_cache)
         self.weights = weights or FusionWeights()
@@ -127,7 +132,12 @@ class ProductSearch:
         self._state = _catalog_state(session)
         self._checked = time.monotonic()
         self.facets = Facets.load(session)
-        self.parser = QueryParser.ensure(self.facets.vocabulary(), self._index_dir / PARSER_DIR)
+        self._load_parser()
+
+    def _load_parser(self) -> None:
+        self._synonyms_stamp = stamp(self._synonyms_file)
+        self.parser = QueryParser.ensure(self.facets.vocabulary(), self._index_dir / PARSER_DIR,
+                                         Synonyms.load(self._synonyms_file))
 
     def refresh(self, force: bool = False) -> bool:
         """Sync with catalog changes; True when something changed."""
@@ -137,7 +147,10 @@ class ProductSearch:
             state = _catalog_state(session)
             self._checked = time.monotonic()
             if state == self._state and not force:
-                return False
+                if stamp(self._synonyms_file) == self._synonyms_stamp:
+                    return False
+                self._load_parser()  # the shop edited its synonyms
+                return True
             texts = product_index.catalog_texts(session)
             report = self._index.sync(texts, self._embedder)
             if report.touched:
@@ -151,13 +164,14 @@ class ProductSearch:
 
     def parse(self, text: str, entities: list[dict[str, Any]] | None = None) -> ParsedQuery:
         parsed = self.parser.parse(text)
-        return merge_entities(parsed, entities, self.parser.vocabulary) if entities else parsed
+        return merge_entities(parsed, entities, self.parser.vocabulary, self.parser.aliases) if entities else parsed
 
     def retrieve(self, text: str, k: int, allowed: np.ndarray | None = None,
-                 mode: str = "hybrid") -> list[tuple[int, float]]:
+                 mode: str = "hybrid", lexical_text: str | None = None) -> list[tuple[int, float]]:
         """Top-``k`` product ids for a semantic query, among the ids ``allowed`` (a mask) when given.
 
         ``mode``: "hybrid" (tuned score fusion), "dense", "lexical" or "rrf" (the baselines).
+        ``lexical_text``: what BM25 searches instead of ``text`` (the text plus other names from the synonyms).
         """
         index = self._index
         if index.size == 0 or k <= 0 or (allowed is not None and not allowed.any()):
@@ -165,7 +179,8 @@ class ProductSearch:
         if not text.strip():
             return self._best_rated(k, allowed)
         depth = max(self.weights.depth, k)
-        lexical_ids, lexical_scores = index.lexical.search(text, allowed) if mode != "dense" else (None, None)
+        lexical_ids, lexical_scores = (index.lexical.search(lexical_text or text, allowed) if mode != "dense"
+                                       else (None, None))
         if mode == "lexical":
             assert lexical_ids is not None and lexical_scores is not None
             order = np.argsort(-lexical_scores, kind="stable")[:k]
@@ -213,7 +228,8 @@ class ProductSearch:
         allowed = self.facets.mask(query.filters)
         with self._session_factory() as session:
             pool = limit + offset + (50 if query.wants_cheap else OUT_OF_STOCK_POOL)
-            ranked = self.retrieve(query.text, pool, allowed)
+            lexical = " ".join([query.text, *query.expansions]) if query.expansions else None
+            ranked = self.retrieve(query.text, pool, allowed, lexical_text=lexical)
             products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_([i for i, _ in ranked])))}
             hits = [Hit(ProductView.of(products[pid]), score, _reason(products[pid], query))
                     for pid, score in ranked if pid in products]
