@@ -153,9 +153,10 @@ class ActionSearchProducts(Action):
         if not text:
             dispatcher.utter_message(text="What are you looking for? Describe it in your own words.")
             return []
-        if tracker.get_slot("search_query") is not None and _CORRECTION.search(text):
-            return ActionRefineSearch().run(dispatcher, tracker, domain)  # "actually black": change the search
         query = services.product_search().parse(text, tracker.latest_message.get("entities") or [])
+        if (tracker.get_slot("search_query") is not None and _CORRECTION.search(text) and not query.filters.categories
+                and not _new_words(query)):  # "actually black" changes the running search; "no, laptops" is new
+            return ActionRefineSearch().run(dispatcher, tracker, domain)
         words = set(re.findall(r"[a-z]+", query.text.lower()))
         vague = words <= _VAGUE | {"for", "my", "a", "nice", "good", "some", "buy", "to", "get"}
         if (words or query.filters.is_empty()) and vague:
@@ -255,6 +256,13 @@ class ActionRefineSearch(Action):
         expansions = tuple(dict.fromkeys((*search.parse(previous).expansions, *change.expansions)))
         query = ParsedQuery(f"{previous} {extra}".strip(), filters, change.wants_cheap, expansions=expansions)
         return _show_results(dispatcher, query, offset, intro or _intro(query))
+
+
+def _new_words(change: ParsedQuery) -> str:
+    """The words of a refinement that are neither filler nor a color, brand or material it names."""
+    named = {w for v in (*change.filters.colors, *change.filters.brands, *change.filters.materials)
+             for w in v.lower().split()}
+    return " ".join(w for w in _words_only(_REFINE_FILLER.sub(" ", change.text)).split() if w.lower() not in named)
 
 
 def _changes_search(text: str, change: ParsedQuery) -> bool:

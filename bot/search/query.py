@@ -9,7 +9,8 @@ stay soft (in the text): "leather" in "leather care kit" is not a constraint on 
 Negated values ("not leather", "no Nike", "anything but black", "non-leather", "without suede")
 become exclusions instead. Prices in words and slang ("under a hundred quid", "20ish", "under 1k")
 are spelled as digits first (``numbers.py``); the shop's synonym table (``synonyms.py``) adds other
-names for the catalog's categories ("jumper" -> Sweaters).
+names for the catalog's categories ("jumper" -> Sweaters) and, for the lexical search only, the other
+names of what was named (``ParsedQuery.expansions``).
 The pipeline is saved under ``models/search/query_parser`` with the vocabulary and synonyms it was
 built from.
 """
