@@ -18,8 +18,10 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import services
 from bot.knowledge.asked import NOTHING_ASKED, Asked
 from bot.knowledge.base import KnowledgeBase, get_knowledge_base
+from bot.knowledge.requests import clauses, split_requests
 from bot.policy import PolicyError, get_policy
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,10 @@ class ActionAnswerPolicy(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
         text = str(tracker.latest_message.get("text") or "")
+        if not text.startswith("/"):
+            several = self._several_requests(dispatcher, tracker, domain, text)
+            if several is not None:
+                return several
         choice = knowledge().choose(text, intent)
         logger.debug("policy answer for intent %s: %s %s (%s)", intent, choice.kind, choice.topic, choice.why)
         if choice.kind == "answer" and choice.topic is not None:
@@ -57,6 +63,34 @@ class ActionAnswerPolicy(Action):
                 {"title": m.label, "payload": m.first_question} for m in choice.matches])
         else:
             dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_default")
+        return []
+
+    @staticmethod
+    def _several_requests(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any],
+                          text: str) -> list[dict[str, Any]] | None:
+        """Answers a message that holds several requests: each policy question (once per topic), then a
+        product search for the rest when the rest names products ("do you ship to canada? and i need red
+        boots"). None when the message is one request."""
+        parts = clauses(text)
+        if len(parts) < 2:
+            return None
+        requests = split_requests(knowledge(), text)
+        if requests.side:
+            from actions.search import ActionSearchProducts  # the search action imports this module
+
+            query = services.product_search().parse(requests.main, [])
+            if not (query.filters.categories or query.filters.brands):
+                return None  # the rest is not a product request: answer the message as one question
+            for side in requests.side:
+                say_policy_answer(dispatcher, str(side.choice.topic), side.choice.asked)
+            return ActionSearchProducts().search(dispatcher, tracker, domain, requests.main)
+        answered = [knowledge().choose(clause, None) for _, clause in parts]
+        topics = list(dict.fromkeys(c.topic for c in answered if c.kind == "answer" and c.topic))
+        if len(topics) < 2 or len(topics) < len(parts):
+            return None
+        for topic in topics:  # "what's your return policy and how long does delivery take"
+            choice = next(c for c in answered if c.topic == topic)
+            say_policy_answer(dispatcher, topic, choice.asked)
         return []
 
 

@@ -15,7 +15,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import services
 from actions.context import entity, referred_products, shown_ids, user_text
 from actions.messages import button, money, product_cards, refine_button, stock_label
+from actions.policy import knowledge, say_policy_answer
 from actions.profile import recommendations, saved_search_defaults
+from bot.knowledge.requests import split_requests
 from bot.search.query import EXCLUDABLE, Filters, ParsedQuery, strip_values
 from bot.search.service import Hit, ProductView
 
@@ -153,6 +155,16 @@ class ActionSearchProducts(Action):
         if not text:
             dispatcher.utter_message(text="What are you looking for? Describe it in your own words.")
             return []
+        # "a warm jacket under 80, and do you ship to canada?": the search, then the question's answer
+        requests = split_requests(knowledge(), text)
+        events = self.search(dispatcher, tracker, domain, requests.main)
+        for side in requests.side:
+            say_policy_answer(dispatcher, str(side.choice.topic), side.choice.asked)
+        return events
+
+    def search(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any],
+               text: str) -> list[dict[str, Any]]:
+        """Products for ``text`` (the whole message, or the part of it that asks for products)."""
         query = services.product_search().parse(text, tracker.latest_message.get("entities") or [])
         if (tracker.get_slot("search_query") is not None and _CORRECTION.search(text) and not query.filters.categories
                 and not _new_words(query)):  # "actually black" changes the running search; "no, laptops" is new

@@ -14,6 +14,7 @@ RUN grep -v '^torch==' requirements/app.lock > /tmp/app.lock && pip install -r /
 COPY bot bot
 COPY actions actions
 COPY data/shop_policy.yml data/shop_policy.yml
+COPY data/search_synonyms.yml data/search_synonyms.yml
 # The training inputs a lead's training reads and grows (SHOP_TRAINING_ROOT). In compose a named volume
 # is mounted here, and Docker fills it from the image the first time.
 COPY config.yml domain.yml training/
