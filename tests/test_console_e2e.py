@@ -1,10 +1,10 @@
 """The lead console end to end, on the real stack (Rasa, action server, gateway), with no restart.
 
-1. The live bot misunderstands "can you ship stuff to canada" (low confidence) while another shopper is in the
+1. The live bot misunderstands two slangy questions about shipping to Canada (out of scope, fallback) while another shopper is in the
    middle of the order-tracking form.
 2. A lead finds the messages in the NLU inbox (Chromium) and labels them ``delivery_options``.
-3. The lead starts a training in the console; the job fine-tunes the active model, evaluates it on the
-   held-out test set and the gate passes; the lead activates it (Rasa's ``PUT /model``).
+3. The lead starts a training in the console; the job trains a new model (with the cached sentence
+   embeddings), evaluates it on the held-out sets and the gate passes; the lead activates it (Rasa's ``PUT /model``).
 4. The form in progress continues on the new model, and the live bot now answers the message right.
 Then the gate refuses a worse model, an override needs a reason, and a rollback restores version 1.
 The training inputs are a copy (``SHOP_TRAINING_ROOT``, see conftest), never the repository's data.
@@ -34,8 +34,9 @@ from tests.test_order_chat import Chat
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.usefixtures("catalog")]
 
 PASSWORD = "a long enough lead password"
-MISUNDERSTOOD = ["can you ship stuff to canada", "do you send orders to canada"]  # not in the test set
-SHIPPING_ANSWER = "Here is how we can ship"
+# Not in any test set; the model `make model` trains calls the first out of scope and falls back on the second.
+MISUNDERSTOOD = ["u lot post to the great white north?", "ever send things up north to canucks?"]
+NOT_UNDERSTOOD = ("outside what I can help with", "didn't quite get that")
 JOB_TIMEOUT_S = 1800.0
 
 
@@ -104,7 +105,7 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
     confused = []
     for text in MISUNDERSTOOD:
         chat = Chat(stack)
-        assert SHIPPING_ANSWER not in chat.say(text)
+        chat.say(text)
         assert understood(stack, chat.id) != "delivery_options"
         confused.append(chat)
     owner = Shopper([SHIPPED])
@@ -115,7 +116,7 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
     # 2. The lead finds both messages in the inbox and labels them.
     context, page = log_in(browser, stack, lead)
     rows = page.get_by_test_id("group-row")
-    page.get_by_test_id("filter-q").fill("canada")
+    page.get_by_test_id("filter-q").fill("north")
     page.get_by_test_id("filter-q").press("Enter")
     expect(rows).to_have_count(2)
     page.get_by_test_id("select-all").check()
@@ -148,7 +149,8 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
     root = Path(os.environ["SHOP_TRAINING_ROOT"])
     exported = (root / "data" / "nlu" / "lead_labels.yml").read_text()
     assert all(text in exported for text in MISUNDERSTOOD) and "delivery_options" in exported
-    assert row.metrics["training"].startswith("fine-tuned from version")
+    assert row.metrics["training"] == "trained from scratch"
+    assert {"nlu_informal", "offtopic_recall", "in_scope_false_rejection"} <= set(row.metrics["held_out"])
     assert row.metrics["examples"] >= 1300 and row.baseline_version is not None
     assert row.gate["passed"], row.gate
     fixed = [c for c in row.changed if c["fixed"]]
@@ -175,8 +177,9 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
     # ... and the live bot now understands what it got wrong.
     for text in MISUNDERSTOOD:
         chat = Chat(stack)
-        assert SHIPPING_ANSWER in chat.say(text)
+        reply = chat.say(text)
         assert understood(stack, chat.id) == "delivery_options"
+        assert not any(words in reply for words in NOT_UNDERSTOOD), reply
     assert {name: proc.pid for name, proc in stack.processes.items()} == started
     assert all(proc.poll() is None for proc in stack.processes.values())
     print(f"\nconsole e2e: version {version} {row.metrics['training']}; accuracy {row.metrics['accuracy']} "
@@ -192,11 +195,13 @@ def test_the_gate_refuses_a_worse_model_and_a_rollback_restores_version_one(stac
     root = Path(os.environ["SHOP_TRAINING_ROOT"])
     config = root / "config.yml"
     original = config.read_text()
-    # A careless config change: DIET gets one epoch. Trained from scratch, the model is much worse.
-    config.write_text(re.sub(r"epochs: \d+", "epochs: 1", original))
+    # A careless config change: the intent classifier regularised into uselessness. The model is much worse.
+    careless = re.sub(r"(ShopIntentClassifier\n\s+)C: [\d.]+", r"\g<1>C: 0.0001", original)
+    assert careless != original
+    config.write_text(careless)
     context, page = log_in(browser, stack, lead)
     try:
-        started = api(context, stack, "POST", "/admin/api/models/train", {"note": "one epoch", "from_scratch": True})
+        started = api(context, stack, "POST", "/admin/api/models/train", {"note": "C 0.0001", "from_scratch": True})
         assert started.status == 202, started.text()
         worse = wait_for_job(started.json()["version"])
     finally:
@@ -215,7 +220,7 @@ def test_the_gate_refuses_a_worse_model_and_a_rollback_restores_version_one(stac
     assert serving(stack) == f"shop-v{live.version}.tar.gz"  # nothing changed
 
     overridden = api(context, stack, "POST", f"/admin/api/models/{worse.version}/activate",
-                     {"reason": "checking the one-epoch model on live traffic for a minute"})
+                     {"reason": "checking the over-regularised model on live traffic for a minute"})
     assert overridden.status == 200 and overridden.json()["kind"] == "override", overridden.text()
     assert serving(stack) == f"shop-v{worse.version}.tar.gz"
 
@@ -230,6 +235,6 @@ def test_the_gate_refuses_a_worse_model_and_a_rollback_restores_version_one(stac
         kinds = [(a.version, a.kind, a.reason) for a in session.scalars(
             select(ModelActivation).where(ModelActivation.version.in_([1, worse.version]))
             .order_by(ModelActivation.id))]
-    assert kinds[-2:] == [(worse.version, "override", "checking the one-epoch model on live traffic for a minute"),
+    assert kinds[-2:] == [(worse.version, "override", "checking the over-regularised model on live traffic for a minute"),
                           (1, "rollback", "back to the original model")]
     context.close()
