@@ -37,21 +37,24 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.nlu.encoder import EncoderUnavailable, SentenceEncoder
+from rasa_addons.tf_encoder import TFSentenceEncoder
 
 logger = logging.getLogger(__name__)
 
-_ENCODERS: dict[str, SentenceEncoder] = {}  # one per process: training, cross-validation folds and serving share it
+# One per process (training, cross-validation folds and serving share it): the weights in a TensorFlow graph
+# (rasa_addons/tf_encoder.py: Rasa's NumPy is slow for this), the NumPy encoder as its reference.
+_ENCODERS: dict[str, TFSentenceEncoder] = {}
 
 
 class SentenceEncoderMissing(RasaException):
     """The encoder's package or files are missing (the message says what to install)."""
 
 
-def shared_encoder(model_dir: str | None = None) -> SentenceEncoder:
+def shared_encoder(model_dir: str | None = None) -> TFSentenceEncoder:
     key = model_dir or ""
     if key not in _ENCODERS:
         try:
-            _ENCODERS[key] = SentenceEncoder(Path(model_dir) if model_dir else None)
+            _ENCODERS[key] = TFSentenceEncoder(SentenceEncoder(Path(model_dir) if model_dir else None))
         except EncoderUnavailable as exc:
             raise SentenceEncoderMissing(str(exc)) from exc
     return _ENCODERS[key]
@@ -114,12 +117,12 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
 class EmbeddingCache:
     """Text -> embedding of one encoder, kept in one ``.npz`` file (no pickles) between training runs."""
 
-    def __init__(self, encoder: SentenceEncoder, path: Path | None) -> None:
+    def __init__(self, encoder: TFSentenceEncoder, path: Path | None) -> None:
         self.encoder = encoder
         self.path = path
 
     @classmethod
-    def for_encoder(cls, encoder: SentenceEncoder, cache_dir: str | None) -> EmbeddingCache:
+    def for_encoder(cls, encoder: TFSentenceEncoder, cache_dir: str | None) -> EmbeddingCache:
         if cache_dir is None:
             rasa_cache = os.environ.get("RASA_CACHE_DIRECTORY")
             cache_dir = str(Path(rasa_cache) / "sentence-embeddings") if rasa_cache else ""

@@ -53,6 +53,9 @@ def main() -> None:
         counts.train(data)
         counts.process_training_data(data)
 
+        sample = ["hi", "do u ship to canada??", "wher is my pakage, ordered NW-100234 two weeks ago", "", "x " * 400]
+        graph, reference = featurizer.encoder.encode(sample, batch_size=2), featurizer.encoder.reference.encode(sample)
+        findings["tf_vs_numpy_min_cosine"] = float((graph * reference).sum(axis=1).min())
         calls = []
         real_encode = featurizer.encoder.encode
         featurizer.encoder.encode = lambda texts, batch_size=64: (calls.append(len(texts)), real_encode(texts))[1]

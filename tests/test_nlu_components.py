@@ -64,6 +64,10 @@ def test_missing_model_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
         SentenceEncoder(tmp_path)
 
 
+def test_rasa_runs_the_same_model_in_tensorflow(rasa_findings: dict) -> None:
+    assert rasa_findings["tf_vs_numpy_min_cosine"] > 0.9999
+
+
 def test_featurizer_adds_a_384_dimensional_sentence_embedding_and_reuses_its_cache(rasa_findings: dict) -> None:
     assert rasa_findings["dimension"] == [1, 384]
     assert rasa_findings["has_sequence_features"] is False

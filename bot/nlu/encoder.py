@@ -131,12 +131,16 @@ class SentenceEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        ids = [enc.ids for enc in self._tokenizer.encode_batch([t if t.strip() else "" for t in texts])]
+        ids = self.token_ids(texts)
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))  # similar lengths share a batch: little padding
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             out[chunk] = self._forward([ids[i] for i in chunk])
         return out
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Word-piece ids with [CLS] and [SEP], cut at ``MAX_TOKENS``."""
+        return [enc.ids for enc in self._tokenizer.encode_batch([t if t.strip() else "" for t in texts])]
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         n, length = len(batch), max(len(b) for b in batch)

@@ -27,7 +27,7 @@ def parse_batch(texts: Iterable[str], model: Path, timeout: float = 900.0) -> di
     if not model.exists():
         raise FileNotFoundError(f"no trained Rasa model at {model}: run `python -m bot model ensure` first")
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+           "TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLELISM_THREADS": "1"}
     done = subprocess.run([str(rasa_python()), "-m", "rasa_addons.parse_batch", str(model)],
                           input="".join(json.dumps(t) + "\n" for t in unique), capture_output=True, text=True,
                           cwd=PROJECT_ROOT, timeout=timeout, env=env)

@@ -11,7 +11,7 @@ from pathlib import Path
 from bot import PROJECT_ROOT
 
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/stories", "data/rules", "requirements/rasa.lock",
-                   "requirements/rasa-nodeps.txt")
+                   "requirements/rasa-nodeps.txt", "rasa_addons", "bot/nlu")  # our components are part of the model
 MODEL_NAME = "shop"
 
 
@@ -36,7 +36,8 @@ def fingerprint(root: Path = PROJECT_ROOT) -> str:
     digest = hashlib.sha256()
     for name in TRAINING_INPUTS:
         path = root / name
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = (sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+                 if path.is_dir() else [path])
         for file in files:
             if file.exists():
                 digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes() + b"\0")
