@@ -26,7 +26,10 @@ RESET = "\033[0m"
 # cut p95 at 50 shoppers from 250 ms to 150 ms (README "Load"). Training jobs (started by the gateway)
 # keep their defaults, since they get neither.
 SERVING_THREADS = {
-    "rasa": {"TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLELISM_THREADS": "1"},
+    # OpenBLAS too: the intent classifier's NumPy products are small, and OpenBLAS's idle threads spin (with two
+    # threads Rasa burned 1.7 cores at 21 turns/s)
+    "rasa": {"TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLELISM_THREADS": "1",
+             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
     "actions": {"SHOP_TORCH_THREADS": "1"},
 }
 

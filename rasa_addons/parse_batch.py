@@ -46,6 +46,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m rasa_addons.parse_batch MODEL < texts.jsonl", file=sys.stderr)
         return 2
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    from rasa.utils.tensorflow.environment import setup_tf_environment
+
+    setup_tf_environment()  # TensorFlow's threads as `rasa run` sets them (TF_*_PARALLELISM_THREADS)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     texts = []
     for number, line in enumerate(sys.stdin, start=1):

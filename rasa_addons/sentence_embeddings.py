@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,9 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
                 "batch_size": 64,
                 # where training keeps text -> embedding between runs; None: $RASA_CACHE_DIRECTORY/sentence-embeddings
                 # (no cache when that is unset too); "" turns it off
-                "cache_dir": None}
+                "cache_dir": None,
+                # serving keeps this many recent message embeddings in memory (0: none)
+                "recent_texts": 2048}
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -83,6 +86,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     def __init__(self, config: dict[str, Any], name: str) -> None:
         super().__init__(name, config)
         self.encoder = shared_encoder(config.get("model_dir"))
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
     def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
@@ -93,13 +97,24 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     def dimension(self) -> int:
         return self.encoder.dim
 
-    def _featurize(self, messages: list[Message]) -> None:  # serving: no cache
+    def _featurize(self, messages: list[Message]) -> None:
+        """Serving: the most recent ``recent_texts`` embeddings are kept in memory, since shoppers send the same
+        short messages again and again ("yes", "cheaper", "show more", "thanks")."""
         todo = [m for m in messages if isinstance(m.get(TEXT), str)]
         if not todo:
             return
-        vectors = self.encoder.encode([m.get(TEXT) for m in todo], batch_size=int(self._config["batch_size"]))
-        for message, vector in zip(todo, vectors, strict=True):
-            self.add_features_to_message(None, vector[np.newaxis, :], TEXT, message)
+        size = int(self._config["recent_texts"])
+        missing = list(dict.fromkeys(m.get(TEXT) for m in todo if m.get(TEXT) not in self._recent))
+        if missing:
+            for text, vector in zip(missing, self.encoder.encode(missing, batch_size=int(self._config["batch_size"])),
+                                    strict=True):
+                self._recent[text] = vector
+        for message in todo:
+            text = message.get(TEXT)
+            self._recent.move_to_end(text)
+            self.add_features_to_message(None, self._recent[text][np.newaxis, :], TEXT, message)
+        while len(self._recent) > size:
+            self._recent.popitem(last=False)
 
     def process(self, messages: list[Message]) -> list[Message]:
         self._featurize(messages)

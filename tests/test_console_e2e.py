@@ -1,6 +1,6 @@
 """The lead console end to end, on the real stack (Rasa, action server, gateway), with no restart.
 
-1. The live bot misunderstands two slangy questions about shipping to Canada (out of scope, fallback) while another shopper is in the
+1. The live bot misunderstands two slangy questions about shipping to Canada while another shopper is in the
    middle of the order-tracking form.
 2. A lead finds the messages in the NLU inbox (Chromium) and labels them ``delivery_options``.
 3. The lead starts a training in the console; the job trains a new model (with the cached sentence
@@ -220,7 +220,7 @@ def test_the_gate_refuses_a_worse_model_and_a_rollback_restores_version_one(stac
     assert serving(stack) == f"shop-v{live.version}.tar.gz"  # nothing changed
 
     overridden = api(context, stack, "POST", f"/admin/api/models/{worse.version}/activate",
-                     {"reason": "checking the over-regularised model on live traffic for a minute"})
+                     {"reason": "checking the weak model on live traffic"})
     assert overridden.status == 200 and overridden.json()["kind"] == "override", overridden.text()
     assert serving(stack) == f"shop-v{worse.version}.tar.gz"
 
@@ -235,6 +235,6 @@ def test_the_gate_refuses_a_worse_model_and_a_rollback_restores_version_one(stac
         kinds = [(a.version, a.kind, a.reason) for a in session.scalars(
             select(ModelActivation).where(ModelActivation.version.in_([1, worse.version]))
             .order_by(ModelActivation.id))]
-    assert kinds[-2:] == [(worse.version, "override", "checking the over-regularised model on live traffic for a minute"),
+    assert kinds[-2:] == [(worse.version, "override", "checking the weak model on live traffic"),
                           (1, "rollback", "back to the original model")]
     context.close()

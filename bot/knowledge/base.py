@@ -12,6 +12,7 @@ file, and after a change it embeds only the questions it has not embedded before
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -102,6 +103,8 @@ class KnowledgeBase:
         self._lock = threading.Lock()
         self._index: _Index | None = None
         self._vectors: dict[str, np.ndarray] = {}  # question -> embedding, kept across versions of the file
+        # message -> embedding, the most recent ones (SHOP_SEARCH_QUERY_CACHE): shoppers ask the same questions
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self.embedded = 0  # texts embedded for questions so far (a reload embeds only new questions)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -110,6 +113,21 @@ class KnowledgeBase:
 
             self._encode_fn = get_embedder().encode
         return self._encode_fn(texts)
+
+    def _message_vector(self, text: str) -> np.ndarray:
+        size = self.settings.search_query_cache
+        with self._lock:
+            vector = self._recent.get(text)
+            if vector is not None:
+                self._recent.move_to_end(text)
+                return vector
+        vector = self._encode([text])[0]
+        if size > 0:
+            with self._lock:
+                self._recent[text] = vector
+                while len(self._recent) > size:
+                    self._recent.popitem(last=False)
+        return vector
 
     @property
     def policy(self) -> ShopPolicy:
@@ -154,7 +172,7 @@ class KnowledgeBase:
         if not text.strip() or not index.entries:
             return []
         asked = asked if asked is not None else index.policy.extractor.extract(text)
-        similarities = index.vectors @ self._encode([text])[0]
+        similarities = index.vectors @ self._message_vector(text)
         ends = [*index.starts[1:], len(similarities)]
         settings = self.settings
         matches = []
