@@ -8,26 +8,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from bot.catalog.models import Product
+from tests.test_integration import cards, say, texts
 
 pytestmark = pytest.mark.integration
-
-
-def say(stack, cid: str, text: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    response = httpx.post(f"{stack.gateway_url}/api/chat", json={"conversation_id": cid, "text": text}, timeout=60)
-    response.raise_for_status()
-    return response.json()["replies"]
-
-
-def texts(replies: list[dict[str, Any]]) -> str:
-    return "\n".join(r.get("text") or "" for r in replies)
-
-
-def cards(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [p for r in replies if (c := r.get("custom")) and c.get("type") == "product_cards" for p in c["products"]]
 
 
 def products(db_session, shown: list[dict[str, Any]]) -> list[Product]:  # type: ignore[no-untyped-def]
