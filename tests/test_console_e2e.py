@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.usefixtu
 
 PASSWORD = "a long enough lead password"
 # Not in any test set; the model `make model` trains calls the first out of scope and falls back on the second.
-MISUNDERSTOOD = ["u lot post to the great white north?", "ever send things up north to canucks?"]
+MISUNDERSTOOD = ["can u lot post stuff up north to canuck land?", "ever send things up north to canucks?"]
 NOT_UNDERSTOOD = ("outside what I can help with", "didn't quite get that")
 JOB_TIMEOUT_S = 1800.0
 
