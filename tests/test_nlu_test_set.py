@@ -198,3 +198,24 @@ def test_disjointness_sees_what_rasa_trains_on(rasa_loaded: dict[str, list[dict[
     """The parser behind the disjointness check reads data/nlu exactly as Rasa does."""
     loaded = Counter((m["intent"], m["text"]) for m in rasa_loaded[str(NLU_DIR)])
     assert loaded == Counter((ex.intent, ex.text) for ex in training_examples())
+
+
+@pytest.mark.parametrize("name", ["nlu_informal.yml", "nlu_dev.yml", "offtopic.yml"])
+def test_the_other_held_out_sets_are_not_in_the_training_data(name: str) -> None:
+    """The informal, dev and off-topic sets (bench nlu, the gate) share no text with the training data, and
+    use only the domain's intents."""
+    trained: dict[str, Example] = {}
+    for ex in training_examples():
+        for key in group_keys(ex.text):
+            trained.setdefault(key, ex)
+    path = ROOT / "tests" / name
+    if name == "offtopic.yml":
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        texts = [str(m) for split in ("dev", "test") for messages in data[split].values() for m in messages]
+        assert len(texts) >= 400
+    else:
+        examples = read_examples(path.read_text(encoding="utf-8"))
+        texts = [ex.text for ex in examples]
+        assert {ex.intent for ex in examples} <= names(domain()["intents"])
+    leaks = sorted({(text, trained[key].text) for text in texts for key in group_keys(text) if key in trained})
+    assert not leaks, f"{name}: messages that are also training examples (held out, training): {leaks}"
