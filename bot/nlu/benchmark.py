@@ -22,9 +22,19 @@ from typing import Any
 
 import yaml
 
-from bot.nlu.evaluation_sets import FALLBACK, OUT_OF_SCOPE, REJECTED, LabelledSet, labelled, off_topic
+from bot.nlu.evaluation_sets import (
+    FALLBACK,
+    OUT_OF_SCOPE,
+    REJECTED,
+    false_rejection,
+    in_scope,
+    labelled,
+    off_topic,
+    off_topic_recall,
+    predictions,
+)
 from bot.nlu.parsing import parse_batch
-from bot.training.evaluation import Prediction, score
+from bot.training.evaluation import score
 from bot.training.rasa_model import rasa_env, rasa_executable
 
 
@@ -49,12 +59,6 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
     return ordered[rank - 1]
-
-
-def _predictions(labelled_set: LabelledSet, parsed: dict[str, dict[str, Any]]) -> list[Prediction]:
-    return [Prediction(text=text, expected=intent, predicted=str(parsed[text]["intent"] or ""),
-                       confidence=round(float(parsed[text]["confidence"] or 0.0), 4))
-            for intent, text in labelled_set.examples]
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def decide(guess: RawGuess, similarity_threshold: float, fallback_threshold: flo
     return guess.intent
 
 
-def calibrate(in_scope: list[RawGuess], off: list[RawGuess], fallback_threshold: float,
+def calibrate(in_scope_guesses: list[RawGuess], off_topic_guesses: list[RawGuess], fallback_threshold: float,
               max_rejection: float) -> dict[str, Any]:
     """The similarity threshold with the highest off-topic recall whose in-scope rejection (out of scope or
     fallback, at the configured ``fallback_threshold``) is at most ``max_rejection``; ties go to the lower
@@ -95,11 +99,12 @@ def calibrate(in_scope: list[RawGuess], off: list[RawGuess], fallback_threshold:
     best: tuple[float, float, float] | None = None
     for step in range(0, 41):
         similarity = round(0.30 + step * 0.01, 2)
-        rejection = (sum(decide(g, similarity, fallback_threshold) in REJECTED for g in in_scope)
-                     / max(1, len(in_scope)))
+        rejection = (sum(decide(g, similarity, fallback_threshold) in REJECTED for g in in_scope_guesses)
+                     / max(1, len(in_scope_guesses)))
         if rejection > max_rejection:
             continue
-        recall = sum(decide(g, similarity, fallback_threshold) == OUT_OF_SCOPE for g in off) / max(1, len(off))
+        recall = (sum(decide(g, similarity, fallback_threshold) == OUT_OF_SCOPE for g in off_topic_guesses)
+                  / max(1, len(off_topic_guesses)))
         if best is None or (recall, -rejection) > (best[0], -best[1]):
             best = (recall, rejection, similarity)
     if best is None:
@@ -107,7 +112,8 @@ def calibrate(in_scope: list[RawGuess], off: list[RawGuess], fallback_threshold:
                          f"at fallback threshold {fallback_threshold}"}
     return {"similarity_threshold": best[2], "fallback_threshold": fallback_threshold,
             "dev_offtopic_recall": round(best[0], 4), "dev_in_scope_rejection": round(best[1], 4),
-            "max_rejection": max_rejection, "dev_in_scope": len(in_scope), "dev_offtopic": len(off)}
+            "max_rejection": max_rejection, "dev_in_scope": len(in_scope_guesses),
+            "dev_offtopic": len(off_topic_guesses)}
 
 
 def configured_thresholds(root: Path) -> dict[str, float]:
@@ -135,24 +141,22 @@ def run(root: Path, model: Path | None = None, calibrate_on_dev: bool = False,
             result["training_s"] = round(seconds, 1)
         parsed = parse_batch([t for s in sets for t in s.texts], model)
     for labelled_set in (test, informal):
-        scores = score(_predictions(labelled_set, parsed))
+        scores = score(predictions(labelled_set, parsed))
         result[labelled_set.name] = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
                                      "examples": scores.examples, "intents": len(scores.per_intent),
                                      "worst_intents": sorted(((k, v["f1"]) for k, v in scores.per_intent.items()),
                                                              key=lambda kv: kv[1])[:5]}
-    in_scope = [t for s in (test, informal) for intent, t in s.examples if intent != OUT_OF_SCOPE]
-    result["offtopic_recall"] = round(sum(parsed[t]["intent"] == OUT_OF_SCOPE for t in off_test.texts)
-                                      / len(off_test.texts), 4)
+    in_scope_texts = in_scope(test, informal)
+    result["offtopic_recall"] = off_topic_recall(parsed, off_test.texts)
     result["offtopic_examples"] = len(off_test.texts)
-    result["in_scope_false_rejection"] = round(sum(parsed[t]["intent"] in REJECTED for t in in_scope)
-                                               / len(in_scope), 4)
-    result["in_scope_examples"] = len(in_scope)
+    result["in_scope_false_rejection"] = false_rejection(parsed, in_scope_texts)
+    result["in_scope_examples"] = len(in_scope_texts)
     timings = [float(p["parse_ms"]) for p in parsed.values()]
     result["parse_ms_p50"] = round(percentile(timings, 50), 2)
     result["parse_ms_p95"] = round(percentile(timings, 95), 2)
     result["thresholds"] = configured_thresholds(root)
     if calibrate_on_dev:
-        dev_in = [raw_guess(parsed[t]) for intent, t in dev.examples if intent != OUT_OF_SCOPE]
+        dev_in = [raw_guess(parsed[t]) for t in in_scope(dev)]
         dev_off = [raw_guess(parsed[t]) for t in off_dev.texts]
         dev_off += [raw_guess(parsed[t]) for intent, t in dev.examples if intent == OUT_OF_SCOPE]
         fallback = result["thresholds"].get("fallback_threshold", 0.3)

@@ -12,11 +12,14 @@ otherwise) and are never training data (``tests/test_nlu_test_set.py`` checks th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from bot.training.evaluation import Prediction
 from bot.training.nlu_yaml import read_examples
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -67,3 +70,29 @@ def off_topic(root: Path, split: str) -> LabelledSet:
     examples = tuple((OUT_OF_SCOPE, str(m).strip()) for messages in topics.values() for m in messages or []
                      if str(m).strip())
     return LabelledSet(f"offtopic_{split}", examples)
+
+
+# ------------------------------------------------------------------ scores from parses (bench nlu, the console's gate)
+
+Parses = Mapping[str, Mapping[str, Any]]  # text -> Rasa's parse (bot.nlu.parsing.parse_batch)
+
+
+def predictions(labelled_set: LabelledSet, parsed: Parses) -> list[Prediction]:
+    return [Prediction(text=text, expected=intent, predicted=str(parsed[text]["intent"] or ""),
+                       confidence=round(float(parsed[text]["confidence"] or 0.0), 4))
+            for intent, text in labelled_set.examples]
+
+
+def in_scope(*sets: LabelledSet) -> list[str]:
+    """The texts of these sets whose intent is not out_of_scope."""
+    return [text for labelled_set in sets for intent, text in labelled_set.examples if intent != OUT_OF_SCOPE]
+
+
+def off_topic_recall(parsed: Parses, texts: list[str]) -> float:
+    """Share of ``texts`` (off-topic messages) answered ``out_of_scope``."""
+    return round(sum(parsed[t]["intent"] == OUT_OF_SCOPE for t in texts) / max(1, len(texts)), 4)
+
+
+def false_rejection(parsed: Parses, texts: list[str]) -> float:
+    """Share of ``texts`` (in-scope messages) answered ``out_of_scope`` or ``nlu_fallback``."""
+    return round(sum(parsed[t]["intent"] in REJECTED for t in texts) / max(1, len(texts)), 4)

@@ -93,7 +93,7 @@ def score_held_out(model: Path, root: Path, out: Path) -> dict[str, Any]:
     """Scores on the informal set and the off-topic set (``bot.nlu.evaluation_sets``), where the root has them:
     ``{"nlu_informal": {"accuracy", "macro_f1", "examples"}, "offtopic_recall", "in_scope_false_rejection"}``
     (rejection over the informal set's in-scope messages). Cached in ``out``."""
-    from bot.nlu.evaluation_sets import OUT_OF_SCOPE, REJECTED, labelled, off_topic
+    from bot.nlu.evaluation_sets import false_rejection, in_scope, labelled, off_topic, off_topic_recall, predictions
     from bot.nlu.parsing import parse_batch
 
     cached = out / HELD_OUT
@@ -107,16 +107,12 @@ def score_held_out(model: Path, root: Path, out: Path) -> dict[str, Any]:
     if texts:
         parsed = parse_batch(texts, model)
         if informal is not None:
-            scores = score([Prediction(t, i, str(parsed[t]["intent"] or ""), float(parsed[t]["confidence"] or 0))
-                            for i, t in informal.examples])
+            scores = score(predictions(informal, parsed))
             result["nlu_informal"] = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
                                       "examples": scores.examples}
-            in_scope = [t for i, t in informal.examples if i != OUT_OF_SCOPE]
-            result["in_scope_false_rejection"] = round(sum(parsed[t]["intent"] in REJECTED for t in in_scope)
-                                                       / max(1, len(in_scope)), 4)
+            result["in_scope_false_rejection"] = false_rejection(parsed, in_scope(informal))
         if off is not None:
-            result["offtopic_recall"] = round(sum(parsed[t]["intent"] == OUT_OF_SCOPE for t in off.texts)
-                                              / len(off.texts), 4)
+            result["offtopic_recall"] = off_topic_recall(parsed, off.texts)
     out.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result))
     return result
