@@ -19,7 +19,7 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
-from actions.context import entity, referred_products, requester, user_text
+from actions.context import entity, intent_of, referred_products, requester, user_text
 from actions.messages import button, money
 from actions.search import USUAL_ACTIONS
 from bot.catalog.models import Product
@@ -235,7 +235,7 @@ class ActionAddToCart(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         pending = _asked_last_turn(tracker)
         answer = _typed_answer(tracker, pending) if pending else None
-        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        intent = intent_of(tracker)
         if answer is not None:
             product, size, color = answer
             quantity = int(pending.get("quantity") or 1) if pending else 1

@@ -18,6 +18,11 @@ def user_text(tracker: Tracker) -> str:
     return "" if text.startswith("/") else text
 
 
+def intent_of(tracker: Tracker) -> str:
+    """The intent NLU (or a button payload) gave the shopper's latest message; empty when there is none."""
+    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+
+
 def entity(tracker: Tracker, name: str) -> str | None:
     value = next(tracker.get_latest_entity_values(name), None)
     return None if value is None else str(value)

@@ -24,7 +24,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import services
-from actions.context import requester, user_text
+from actions.context import intent_of, requester, user_text
 from bot.clock import utcnow
 from bot.config import get_settings
 from bot.db import migrate, session_scope
@@ -134,10 +134,6 @@ def transcript(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _latest_intent(tracker: Tracker) -> str | None:
-    return ((tracker.latest_message or {}).get("intent") or {}).get("name")
-
-
 def escalation_reason(tracker: Tracker, segment: str | None,
                       limits: EscalationThresholds) -> tuple[str, str, Decision | None]:
     """(reason, detail, decision) for the latest message, as the policy decided it. An explicit request
@@ -145,7 +141,7 @@ def escalation_reason(tracker: Tracker, segment: str | None,
     decision = evaluate(turns_from_events(tracker.events), segment, limits)
     if decision is not None:
         return decision.reason, decision.detail, decision
-    intent = _latest_intent(tracker)
+    intent = intent_of(tracker)
     return "explicit_request", f"handed over without a policy trigger (intent {intent or 'none'})", None
 
 
@@ -326,7 +322,7 @@ class ValidateFollowupForm(FormValidationAction):
 
     async def extract_followup_email(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                      domain: DomainDict) -> dict[str, Any]:
-        intent = _latest_intent(tracker)
+        intent = intent_of(tracker)
         if intent in STOP_INTENTS:
             return {}
         given = next(tracker.get_latest_entity_values("email"), None)

@@ -22,7 +22,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import requester, user_text
+from actions.context import intent_of, requester, user_text
 from actions.messages import money
 from actions.policy import say_policy_answer
 from bot.config import get_settings
@@ -169,10 +169,6 @@ def focus_view(tracker: Tracker) -> OrderView | None:
         return order_service().get(requester(tracker), number)
     except OrderError:
         return None
-
-
-def _intent(tracker: Tracker) -> str:
-    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
 
 
 def _entity_given(tracker: Tracker, name: str) -> bool:
@@ -332,7 +328,7 @@ class OrderFormValidation(FormValidationAction):
     # -- extraction from free text when a slot was asked for (button payloads fill slots from entities)
 
     def _requested(self, tracker: Tracker, slot: str) -> bool:
-        return tracker.get_slot("requested_slot") == slot and _intent(tracker) not in STOP_INTENTS
+        return tracker.get_slot("requested_slot") == slot and intent_of(tracker) not in STOP_INTENTS
 
     async def extract_order_number(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                    domain: DomainDict) -> dict[str, Any]:
@@ -341,13 +337,13 @@ class OrderFormValidation(FormValidationAction):
             return {}
         if found := _ORDER_IN_TEXT.search(text):
             return {"order_number": found.group(1)}
-        return {"order_number": text} if _intent(tracker) == "inform" else {}
+        return {"order_number": text} if intent_of(tracker) == "inform" else {}
 
     async def extract_order_contact(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                     domain: DomainDict) -> dict[str, Any]:
         text = user_text(tracker)
         requested = tracker.get_slot("requested_slot")
-        if not text or _intent(tracker) in STOP_INTENTS:
+        if not text or intent_of(tracker) in STOP_INTENTS:
             return {}
         if requested == "order_number" and (email := _EMAIL.search(text)):  # number and email in one message
             return {"order_contact": email.group(0)}
@@ -355,7 +351,7 @@ class OrderFormValidation(FormValidationAction):
             return {}
         if contact := _contact_like(text):
             return {"order_contact": contact}
-        return {"order_contact": text} if _intent(tracker) == "inform" else {}
+        return {"order_contact": text} if intent_of(tracker) == "inform" else {}
 
     # -- validation
 
@@ -429,7 +425,7 @@ class ValidateChangeAddressForm(OrderFormValidation):
         text = user_text(tracker)
         if not self._requested(tracker, "new_address") or not text:
             return {}
-        if _intent(tracker) == "inform" or any(ch.isdigit() for ch in text):
+        if intent_of(tracker) == "inform" or any(ch.isdigit() for ch in text):
             return {"new_address": text}
         return {}
 
@@ -467,7 +463,7 @@ class ValidateReturnForm(OrderFormValidation):
         picked = references.positions(text, len(items)) or references.by_name(text, [i.title for i in items])
         if picked:
             return {"return_items": ",".join(str(items[p].id) for p in picked)}
-        return {"return_items": text} if _intent(tracker) == "inform" else {}
+        return {"return_items": text} if intent_of(tracker) == "inform" else {}
 
     def validate_return_items(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                               domain: DomainDict) -> dict[str, Any]:
@@ -488,7 +484,7 @@ class ValidateReturnForm(OrderFormValidation):
         if not self._requested(tracker, "return_reason") or _entity_given(tracker, "return_reason") or not text:
             return {}
         reason = reason_from_text(text)
-        if reason is None and _intent(tracker) == "inform":
+        if reason is None and intent_of(tracker) == "inform":
             reason = "other"
         return {"return_reason": reason} if reason else {}
 
@@ -589,10 +585,10 @@ class ActionConfirm(Action):
         clear = [SlotSet("pending_confirmation", None)]
         what, _, number = pending.partition(" ")
         if what != CANCEL or not number:
-            dispatcher.utter_message(response="utter_anything_else" if _intent(tracker) == "affirm"
+            dispatcher.utter_message(response="utter_anything_else" if intent_of(tracker) == "affirm"
                                      else "utter_deny_ack")
             return clear
-        if _intent(tracker) != "affirm":
+        if intent_of(tracker) != "affirm":
             dispatcher.utter_message(text=f"Okay, I won't cancel order {number}. Anything else I can do?")
             return clear
         try:

@@ -19,6 +19,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
+from actions.context import intent_of
 from bot.knowledge.asked import NOTHING_ASKED, Asked
 from bot.knowledge.base import KnowledgeBase, get_knowledge_base
 from bot.knowledge.requests import clauses, split_requests
@@ -47,7 +48,7 @@ class ActionAnswerPolicy(Action):
         return "action_answer_policy"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        intent = intent_of(tracker)
         text = str(tracker.latest_message.get("text") or "")
         if not text.startswith("/"):
             several = self._several_requests(dispatcher, tracker, domain, text)

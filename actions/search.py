@@ -13,7 +13,7 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
-from actions.context import entity, referred_products, shown_ids, user_text
+from actions.context import entity, intent_of, referred_products, shown_ids, user_text
 from actions.messages import button, money, product_cards, refine_button, stock_label
 from actions.policy import knowledge, say_policy_answer
 from actions.profile import recommendations, saved_search_defaults
@@ -189,10 +189,6 @@ _ANY_FIELDS = {"color": ("colors", ()), "colour": ("colors", ()), "brand": ("bra
                "category": ("categories", ()), "type": ("categories", ())}
 
 
-def _intent(tracker: Tracker) -> str:
-    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
-
-
 def _words_only(text: str) -> str:
     """``text`` without stray punctuation ("not those, ones" leaves "," behind)."""
     return " ".join(w.strip(",.;:!?") for w in text.split() if re.search(r"\w", w))
@@ -224,7 +220,7 @@ class ActionRefineSearch(Action):
         entities = tracker.latest_message.get("entities") or []
         previous = tracker.get_slot("search_query")
         previous_filters = _filters_from_slot(tracker.get_slot("search_filters"))
-        intent = _intent(tracker)
+        intent = intent_of(tracker)
         if previous is None:
             if intent in ("deny", "nlu_fallback"):
                 return [FollowupAction(USUAL_ACTIONS[intent])]
