@@ -163,10 +163,8 @@ class ShopIntentClassifier(GraphComponent, IntentClassifier):
                 "ShopIntentClassifier was trained with character n-gram features that are missing or of another "
                 "size now: the featurizers in config.yml changed since training; train the model again")
 
-    def probabilities(self, message: Message) -> np.ndarray:
-        dense = self._dense(message)
-        if dense is None:
-            raise ClassifierFeatureMismatch("no sentence embedding for this message: is the featurizer in config.yml?")
+    def probabilities(self, message: Message, dense: np.ndarray) -> np.ndarray:
+        """The regression's probabilities for ``message`` whose sentence embedding is ``dense``."""
         sparse = self._sparse(message) if self.idf.size else None
         self._check_dimensions(dense, sparse)
         logits = dense @ self.dense_weights + self.bias
@@ -176,10 +174,10 @@ class ShopIntentClassifier(GraphComponent, IntentClassifier):
         exp = np.exp(logits)
         return exp / exp.sum()
 
-    def similarity(self, message: Message) -> float:
-        """Mean cosine similarity to the ``neighbours`` nearest in-scope training examples."""
-        dense = self._dense(message)
-        if dense is None or not self.in_scope.size:
+    def similarity(self, dense: np.ndarray) -> float:
+        """Mean cosine similarity of the embedding ``dense`` to the ``neighbours`` nearest in-scope training
+        examples."""
+        if not self.in_scope.size:
             return 1.0
         sims = self.in_scope @ dense
         k = max(1, min(int(self.config["neighbours"]), sims.size))
@@ -192,8 +190,12 @@ class ShopIntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            probs = self.probabilities(message)
-            similarity = self.similarity(message)
+            dense = self._dense(message)
+            if dense is None:
+                raise ClassifierFeatureMismatch("no sentence embedding for this message: is the featurizer in "
+                                                "config.yml?")
+            probs = self.probabilities(message, dense)
+            similarity = self.similarity(dense)
             order = np.argsort(-probs)
             ranking = [{"name": self.classes[i], "confidence": float(probs[i])} for i in order]
             threshold = float(self.config["similarity_threshold"])
