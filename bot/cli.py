@@ -233,20 +233,57 @@ def serve() -> None:
 
 @bench_app.command("search")
 def bench_search(
-    dataset: Annotated[Path, typer.Option(help="folder with products.jsonl, queries.tsv, qrels.tsv")],
-    baselines: Annotated[bool, typer.Option(help="also report BM25, dense and RRF baselines")] = False,
-    tune: Annotated[bool, typer.Option(help="grid-search the fusion weights on this dataset first")] = False,
+    dataset: Annotated[list[Path] | None, typer.Option(
+        help="a relevance set folder (repeat for several); default: ../shared/datasets/search-dev and every "
+             "set under benchmarks/search")] = None,
+    catalogs: Annotated[Path | None, typer.Option(
+        help="where sets with a set.json find their catalog file; default: ../shared/datasets/catalogs")] = None,
+    tune: Annotated[bool, typer.Option(help="choose the fusion weights on all the sets together first")] = False,
     pad_to: Annotated[int, typer.Option(help="add demo products as distractors up to this many")] = 0,
 ) -> None:
-    """nDCG@10, recall@100 and query latency of the full search path, as one JSON line."""
-    from bot.search.benchmark import benchmark
+    """nDCG@10, recall@100, index build time and query latency of the hybrid search and of BM25F, dense
+    and reciprocal-rank fusion, on each set: one JSON line per set, then a table (on stderr)."""
+    from rich.console import Console
+    from rich.table import Table
 
-    for name in ("products.jsonl", "queries.tsv", "qrels.tsv"):
-        if not (dataset / name).exists():
-            typer.echo(f"error: {dataset / name} is missing", err=True)
+    from bot import PROJECT_ROOT
+    from bot.search.benchmark import BASELINES, MODES, benchmark
+    from bot.search.relevance_sets import RelevanceSetError
+
+    shared = PROJECT_ROOT.parent / "shared" / "datasets"
+    catalogs = catalogs or shared / "catalogs"
+    if not dataset:  # every set whose data is here; the others are named and skipped
+        dataset = []
+        for folder in [shared / "search-dev", *sorted((PROJECT_ROOT / "benchmarks" / "search").iterdir())]:
+            needs = catalogs if (folder / "set.json").exists() else folder
+            if needs.is_dir():
+                dataset.append(folder)
+            else:
+                typer.echo(f"skipped {folder.name}: {needs} is not here", err=True)
+        if not dataset:
+            typer.echo("error: no relevance set is here (give one with --dataset)", err=True)
             raise typer.Exit(2)
-    json.dump(benchmark(dataset, baselines=baselines, tune=tune, pad_to=pad_to), sys.stdout)
-    sys.stdout.write("\n")
+    try:
+        results, weights = benchmark(dataset, catalogs, pad_to=pad_to, tune_weights=tune)
+    except (RelevanceSetError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for result in results:
+        json.dump(result.as_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    table = Table(title=f"bench search (fusion: dense {weights.dense}, unknown words {weights.unknown_dense}, "
+                        f"numbers {weights.numeric_dense})")
+    for column in ("set", "products", "queries", *(f"{m} nDCG@10" for m in MODES), "margin",
+                   "hybrid R@100", "build s", "p50 ms", "p95 ms"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for r in results:
+        best = max(r.modes[b]["ndcg@10"] for b in BASELINES)
+        table.add_row(r.name, str(r.products), str(r.queries),
+                      *(f"{'[bold]' if m == 'hybrid' or r.modes[m]['ndcg@10'] == best else ''}"
+                        f"{r.modes[m]['ndcg@10']:.4f}" for m in MODES),
+                      f"{r.margin:+.4f}", str(r.modes["hybrid"]["recall@100"]), f"{r.index_build_s:.0f}",
+                      str(r.modes["hybrid"]["p50_ms"]), str(r.modes["hybrid"]["p95_ms"]))
+    Console(stderr=True, width=200).print(table)
 
 
 @bench_app.command("ann", add_help_option=False,

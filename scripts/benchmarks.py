@@ -36,7 +36,7 @@ def benchmarks() -> list[tuple[str, list[str], str]]:
     ann = ["ann"] + (["--sizes", env["BENCH_ANN_SIZES"]] if env.get("BENCH_ANN_SIZES") else [])
     found = SEARCH_DEV.exists()
     return [
-        ("search", ["search", "--dataset", str(SEARCH_DEV), "--baselines"],
+        ("search", ["search"],
          "" if found else f"{SEARCH_DEV} is missing (the shared datasets live next to the checkout)"),
         ("ann", ann, ""),
         ("escalation", ["escalation", "--dataset", "tests/escalation_dialogues.jsonl"], ""),

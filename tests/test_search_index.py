@@ -61,11 +61,70 @@ def test_bm25_updates_equal_a_fresh_build() -> None:
 def test_fusion_normalises_each_signal_and_weights_them() -> None:
     assert normalise(np.array([1.0, 3.0, 2.0]), depth=3).tolist() == [0.0, 1.0, 0.5]
     dense, lexical = np.array([0.9, 0.5, 0.1]), np.array([0.0, 10.0, 5.0])
-    assert np.argmax(fuse(dense, lexical, FusionWeights(dense=1.0))) == 0
-    assert np.argmax(fuse(dense, lexical, FusionWeights(dense=0.0))) == 1
-    assert np.argmax(fuse(dense, lexical, FusionWeights(dense=0.5))) == 1  # 0.5*0.5+0.5*1 > 0.5*1
+    assert np.argmax(fuse(dense, lexical, 1.0, depth=3)) == 0
+    assert np.argmax(fuse(dense, lexical, 0.0, depth=3)) == 1
+    assert np.argmax(fuse(dense, lexical, 0.5, depth=3)) == 1  # 0.5*0.5+0.5*1 > 0.5*1
     rrf = reciprocal_rank(dense, lexical)
     assert rrf[1] > rrf[2] and rrf[0] > rrf[2]
+
+
+def test_the_dense_weight_follows_what_the_catalog_can_match_by_words() -> None:
+    weights = FusionWeights(dense=0.5, unknown_dense=0.9, numeric_dense=0.2)
+    lexical = LexicalIndex.build([1, 2, 3], [
+        {"title": "Samsung 55\" Class 4K TV", "brand": "Samsung"},
+        {"title": "Cordless drill 18V", "description": "two batteries"},
+        {"title": "Wool jumper", "attributes": "grey"}])
+    plain = weights.for_query(lexical.query_terms("wool jumper"))
+    assert plain == pytest.approx(0.5)
+    # words no product has (a typo, a need) can only be matched by meaning
+    assert weights.for_query(lexical.query_terms("cosy thing for chilly evenings")) == pytest.approx(0.9)
+    half = weights.for_query(lexical.query_terms("woolly jumper"))
+    assert 0.5 < half < 0.9
+    # sizes, units and model numbers lean on the words
+    assert weights.for_query(lexical.query_terms("55 inch")) == pytest.approx(0.2)
+    assert 0.2 < weights.for_query(lexical.query_terms("18 volt drill")) < 0.5
+    assert weights.for_query([]) == pytest.approx(0.5)
+
+
+def test_sizes_units_and_model_numbers_are_one_token_however_they_are_written() -> None:
+    assert tokenize("3/4 in. PVC pipe") == tokenize("3/4 inch pvc pipe") == tokenize('3/4" PVC pipe')
+    assert tokenize("10 ft HDMI cable")[0] == tokenize("10-foot hdmi cable")[0] == tokenize("10' HDMI cable")[0]
+    assert tokenize("18V drill") == tokenize("18 volt drill") == ["18v", "drill"]
+    assert tokenize("2 x 4 lumber") == tokenize("2x4 lumber") == ["2x4", "lumber"]
+    assert tokenize("Samsung 55\u2033 Class") == tokenize("samsung 55 inch class")
+    assert "wh1000xm4" in tokenize("Sony WH-1000XM4") and "tshirt" in tokenize("T-Shirt")
+    assert tokenize("men's shoes") == ["men", "shoe"]
+
+
+def test_bm25f_weighs_the_field_a_word_is_in() -> None:
+    lexical = LexicalIndex.build([1, 2], [
+        {"title": "Leather boots", "description": "classic boots, " + "polished and comfortable " * 6},
+        {"title": "Boot polish", "description": "for your leather boots and shoes"}])
+    ids, scores = lexical.search("leather boots")
+    assert ids[np.argmax(scores)] == 1
+    # the brand field counts more than the same word in a description
+    branded = LexicalIndex.build([1, 2], [{"title": "Running shoe", "brand": "Asics"},
+                                          {"title": "Running shoe", "description": "not by asics"}])
+    ids, scores = branded.search("asics running shoe")
+    assert ids[np.argmax(scores)] == 1
+    # "3/4 inch" finds "3/4 in." and nothing else
+    pipes = LexicalIndex.build([1, 2], [{"title": "PVC pipe 3/4 in. x 10 ft"}, {"title": "PVC pipe 1/2 in. x 10 ft"}])
+    ids, scores = pipes.search("3/4 inch pvc pipe")
+    assert ids[np.argmax(scores)] == 1 and scores.max() > scores.min()
+
+
+def test_bm25f_index_saves_and_loads(tmp_path: Path) -> None:
+    lexical = LexicalIndex.build([4, 7], [{"title": "red scarf", "brand": "Acme"}, "blue hat"])
+    lexical.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    assert loaded is not None
+    for query in ("acme scarf", "hat", "red"):
+        a, b = lexical.search(query), loaded.search(query)
+        assert a[0].tolist() == b[0].tolist() and a[1] == pytest.approx(b[1])
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "ids.npy").write_bytes((tmp_path / "bm25" / "ids.npy").read_bytes())
+    (tmp_path / "old" / "vocabulary.json").write_text('{"red": 0}')  # an index from before fields
+    assert LexicalIndex.load(tmp_path / "old") is None
 
 
 def _vectors(n: int, seed: int = 0) -> np.ndarray:

@@ -52,6 +52,9 @@ class Product(Base):
         lead = " ".join(self.description.split()[:DENSE_DESCRIPTION_WORDS])
         return ". ".join(p for p in [self.title, *self._facets(), lead] if p)
 
-    def lexical_text(self) -> str:
-        """The text BM25 indexes: the title counts twice, then facets and the whole description."""
-        return " ".join([self.title, self.title, *self._facets(), self.description])
+    def lexical_fields(self) -> dict[str, str]:
+        """The fields BM25F indexes, each with its own weight (``bot.search.lexical``)."""
+        features = (self.attributes or {}).get("features") or []
+        attributes = [self.color, self.material, self.gender, *(str(f) for f in features)]
+        return {"title": self.title, "brand": self.brand, "category": self.category.replace(" > ", " "),
+                "attributes": " ".join(a for a in attributes if a), "description": self.description}

@@ -30,19 +30,21 @@ INDEX_FILE = "products.faiss"
 MANIFEST_FILE = "manifest.json"
 HASHES_FILE = "text_hashes.npz"
 LEXICAL_DIR = "bm25"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
 class CatalogTexts:
     ids: list[int]
     dense: list[str]
-    lexical: list[str]
+    lexical: list[dict[str, str]]
 
     def hashes(self) -> np.ndarray:
-        return np.asarray([int.from_bytes(hashlib.blake2b(f"{d}\x1f{t}".encode(), digest_size=8).digest(), "little",
-                                          signed=True) for d, t in zip(self.dense, self.lexical, strict=True)],
-                          dtype=np.int64)
+        def digest(dense: str, fields: dict[str, str]) -> int:
+            text = "\x1f".join([dense, *(f"{k}={fields[k]}" for k in sorted(fields))])
+            return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+
+        return np.asarray([digest(d, f) for d, f in zip(self.dense, self.lexical, strict=True)], dtype=np.int64)
 
     def subset(self, ids: set[int]) -> CatalogTexts:
         rows = [i for i, pid in enumerate(self.ids) if pid in ids]
@@ -52,7 +54,7 @@ class CatalogTexts:
 def catalog_texts(session: Session) -> CatalogTexts:
     products = session.scalars(select(Product).order_by(Product.id)).all()
     return CatalogTexts([p.id for p in products], [p.search_text() for p in products],
-                        [p.lexical_text() for p in products])
+                        [p.lexical_fields() for p in products])
 
 
 def fingerprint_of(ids: np.ndarray, hashes: np.ndarray) -> str:
@@ -132,7 +134,7 @@ class ProductIndex:
                  hashes=np.fromiter(self.hashes.values(), np.int64, len(self.hashes)))
         manifest = {"format": FORMAT_VERSION, "model": MODEL_NAME, "dimension": DIMENSION,
                     "fingerprint": self.fingerprint, "count": self.size, "index_type": self.dense.kind,
-                    "nprobe": self.dense.nprobe, "lexical": "bm25 (k1=1.5, b=0.75)"}
+                    "nprobe": self.dense.nprobe, "lexical": "bm25f"}
         tmp = directory / (MANIFEST_FILE + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2))
         tmp.replace(directory / MANIFEST_FILE)

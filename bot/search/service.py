@@ -170,7 +170,8 @@ class ProductSearch:
                  mode: str = "hybrid", lexical_text: str | None = None) -> list[tuple[int, float]]:
         """Top-``k`` product ids for a semantic query, among the ids ``allowed`` (a mask) when given.
 
-        ``mode``: "hybrid" (tuned score fusion), "dense", "lexical" or "rrf" (the baselines).
+        ``mode``: "hybrid" (score fusion weighted per query, ``fusion.py``), "dense", "lexical" or "rrf" (the
+        baselines).
         ``lexical_text``: what BM25 searches instead of ``text`` (the text plus other names from the synonyms).
         """
         index = self._index
@@ -205,7 +206,11 @@ class ProductSearch:
                 lexical[found] = lexical_scores[order[at[found]]]
             known = np.isfinite(dense)
             ids, dense, lexical = ids[known], dense[known], lexical[known]
-            scores = reciprocal_rank(dense, lexical) if mode == "rrf" else fuse(dense, lexical, self.weights)
+            if mode == "rrf":
+                scores = reciprocal_rank(dense, lexical)
+            else:
+                weight = self.weights.for_query(index.lexical.query_terms(text))
+                scores = fuse(dense, lexical, weight, self.weights.depth)
         order = np.argsort(-np.asarray(scores), kind="stable")[:k]
         return [(int(ids[i]), float(scores[i])) for i in order]
 
