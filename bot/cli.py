@@ -271,9 +271,10 @@ def bench_search(
     for result in results:
         json.dump(result.as_dict(), sys.stdout)
         sys.stdout.write("\n")
-    table = Table(title=f"bench search (fusion: dense {weights.dense}, unknown words {weights.unknown_dense}, "
-                        f"numbers {weights.numeric_dense})")
-    for column in ("set", "products", "queries", *(f"{m} nDCG@10" for m in MODES), "margin",
+    table = Table(title="bench search (fusion: " + ("calibrated per catalog" if weights is None else
+                  f"tuned on these sets: dense {weights.dense}, numbers {weights.numeric_dense}, "
+                  f"depth {weights.depth}") + ")")
+    for column in ("set", "products", "queries", *(f"{m} nDCG@10" for m in MODES), "margin", "dense w",
                    "hybrid R@100", "build s", "p50 ms", "p95 ms"):
         table.add_column(column, justify="left" if column == "set" else "right")
     for r in results:
@@ -281,7 +282,8 @@ def bench_search(
         table.add_row(r.name, str(r.products), str(r.queries),
                       *(f"{'[bold]' if m == 'hybrid' or r.modes[m]['ndcg@10'] == best else ''}"
                         f"{r.modes[m]['ndcg@10']:.4f}" for m in MODES),
-                      f"{r.margin:+.4f}", str(r.modes["hybrid"]["recall@100"]), f"{r.index_build_s:.0f}",
+                      f"{r.margin:+.4f}", f"{r.dense_weight:.2f}", str(r.modes["hybrid"]["recall@100"]),
+                      f"{r.index_build_s:.0f}",
                       str(r.modes["hybrid"]["p50_ms"]), str(r.modes["hybrid"]["p95_ms"]))
     Console(stderr=True, width=200).print(table)
 

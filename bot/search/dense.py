@@ -119,6 +119,13 @@ class DenseIndex:
             return self.exact(query[0], np.flatnonzero(allowed), k)
         return ids[0][keep], scores[0][keep]
 
+    def search_many(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """Top-``k`` ids of each query row, unfiltered, in one call (-1 pads rows with fewer hits)."""
+        if self.size == 0 or k <= 0 or not len(queries):
+            return np.full((len(queries), 0), -1, np.int64)
+        _, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, self.size))
+        return ids
+
     def exact(self, query: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = self.scores(query, ids)
         known = np.isfinite(scores)

@@ -1,19 +1,18 @@
-"""Fusing dense and lexical scores into one ranking, with a weight chosen per query.
+"""Fusing dense and lexical scores into one ranking, with a weight chosen per catalog and per query.
 
 Each signal is min-max normalised over its own top-``depth`` candidates (the depth-th score maps
 to 0, the best to 1, anything below clips to 0), then the two are mixed. How much the meaning
-(dense) counts against the words (BM25F) depends on the query, read without any relevance labels:
+(dense) counts against the words (BM25F) is read without any relevance labels:
 
-- **Words the catalog does not have.** A typo ("snekers"), a vague word ("lounge") or a need ("for
-  flights") cannot be matched by BM25 at all; the share of the query's idf mass that no product
-  contains moves the weight towards ``unknown_dense``.
-- **Sizes, units and model numbers.** MiniLM reads "3/4in", "18v" or "wh1000xm4" poorly, and a
-  shopper who types them wants exactly them; their share of the query's known idf mass moves the
-  weight towards ``numeric_dense``.
-- Otherwise ``dense``.
+- **Per catalog** (``calibration.py``): pseudo-queries drawn from the catalog's own titles say how
+  well the embedding reads this catalog compared with BM25F; that sets the base weight ``dense``.
+- **Per query**: sizes, units and model numbers ("3/4in", "18v", "wh1000xm4") are read poorly by
+  MiniLM, and a shopper who types them wants exactly them; their share of the query's idf mass
+  moves the weight towards ``numeric_dense``.
 
-The three weights are chosen on every relevance set together (``python -m bot bench search --tune``
-keeps the setting whose worst margin over the best baseline is largest), never on one set alone.
+Measured and left out: moving towards dense for words the catalog does not have (typos, needs) lost
+on the fashion set; per-query confidence from score gaps, z-score normalisation, CombMNZ and
+weighted RRF did not beat this on the three sets together (README, "Search relevance").
 """
 
 from __future__ import annotations
@@ -26,23 +25,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FusionWeights:
-    # Chosen with `python -m bot bench search --tune` on search-dev, fashion and electronics together.
-    dense: float = 0.55  # a query made of words the catalog has
-    unknown_dense: float = 0.8  # a query whose words no product has
+    dense: float = 0.55  # a query of words; the catalog's calibration replaces it (calibration.py)
     numeric_dense: float = 0.2  # a query of sizes, units and model numbers
     depth: int = 300
 
     def for_query(self, terms: Sequence[tuple[str, float, bool]]) -> float:
         """The dense weight for a query's (token, idf, in the catalog) terms."""
-        total = sum(idf for _, idf, _ in terms)
+        known = [(token, idf) for token, idf, found in terms if found]
+        total = sum(idf for _, idf in known)
         if total <= 0:
             return self.dense
-        unknown = sum(idf for _, idf, known in terms if not known) / total
-        known_total = total * (1 - unknown)
-        numeric = (sum(idf for token, idf, known in terms if known and any(c.isdigit() for c in token)) / known_total
-                   if known_total > 0 else 0.0)
-        weight = self.dense + (self.numeric_dense - self.dense) * numeric
-        return float(weight + (self.unknown_dense - weight) * unknown)
+        numeric = sum(idf for token, idf in known if any(c.isdigit() for c in token)) / total
+        return float(self.dense + (self.numeric_dense - self.dense) * numeric)
 
 
 def normalise(scores: np.ndarray, depth: int) -> np.ndarray:

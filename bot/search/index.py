@@ -1,9 +1,10 @@
 """The persisted search index of the catalog: dense (FAISS) and lexical (BM25), keyed by product id.
 
-The manifest records the embedding model, the dimension, the FAISS index kind and a fingerprint
-of the catalog texts. ``ensure`` loads it and brings it in line with the catalog: products that
-were added, changed or deleted since (found by a hash of each product's texts) are embedded and
-indexed one by one; the index is built from scratch only when none exists or the model changed.
+The manifest records the embedding model, the dimension, the FAISS index kind, a fingerprint of
+the catalog texts and the catalog's fusion calibration (``calibration.py``: made at a full build,
+and again once a tenth of the catalog has changed). ``ensure`` loads it and brings it in line with
+the catalog: products that were added, changed or deleted since (found by a hash of each product's
+texts) are embedded and indexed one by one; the index is built from scratch only when none exists or the model changed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.catalog.models import Product
+from bot.search.calibration import Calibration, calibrate
 from bot.search.dense import ANN_THRESHOLD, DenseIndex
 from bot.search.embeddings import DIMENSION, MODEL_NAME, Embedder
 from bot.search.lexical import LexicalIndex
@@ -31,6 +33,7 @@ MANIFEST_FILE = "manifest.json"
 HASHES_FILE = "text_hashes.npz"
 LEXICAL_DIR = "bm25"
 FORMAT_VERSION = 3
+RECALIBRATE_SHARE = 0.1  # the catalog is calibrated again once a tenth of it was added, changed or removed
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class CatalogTexts:
             return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
 
         return np.asarray([digest(d, f) for d, f in zip(self.dense, self.lexical, strict=True)], dtype=np.int64)
+
+    def calibrate(self, dense: DenseIndex, lexical: LexicalIndex, embedder: Embedder) -> Calibration | None:
+        return calibrate(dense, lexical, embedder, self.ids, [f.get("title", "") for f in self.lexical],
+                         [f.get("brand", "") for f in self.lexical])
 
     def subset(self, ids: set[int]) -> CatalogTexts:
         rows = [i for i, pid in enumerate(self.ids) if pid in ids]
@@ -68,11 +75,12 @@ class SyncReport:
     changed: int = 0
     removed: int = 0
     rebuilt: bool = False
+    recalibrated: bool = False
     seconds: float = 0.0
 
     @property
     def touched(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.rebuilt)
+        return bool(self.added or self.changed or self.removed or self.rebuilt or self.recalibrated)
 
 
 @dataclass
@@ -80,6 +88,8 @@ class ProductIndex:
     dense: DenseIndex
     lexical: LexicalIndex
     hashes: dict[int, int] = field(default_factory=dict)  # product id -> hash of its texts
+    calibration: Calibration | None = None  # how far this catalog's search trusts meaning (calibration.py)
+    changed_since_calibration: int = 0
 
     @property
     def size(self) -> int:
@@ -96,8 +106,9 @@ class ProductIndex:
         ids = np.asarray(texts.ids, dtype=np.int64)
         vectors = embedder.encode(texts.dense, progress=progress) if texts.ids else np.zeros((0, DIMENSION), np.float32)
         dense = DenseIndex.build(ids, vectors)
-        return cls(dense, LexicalIndex.build(texts.ids, texts.lexical), dict(zip(texts.ids, texts.hashes().tolist(),
-                                                                                 strict=True)))
+        lexical = LexicalIndex.build(texts.ids, texts.lexical)
+        return cls(dense, lexical, dict(zip(texts.ids, texts.hashes().tolist(), strict=True)),
+                   texts.calibrate(dense, lexical, embedder))
 
     def sync(self, texts: CatalogTexts, embedder: Embedder) -> SyncReport:
         """Apply the catalog's additions, changes and deletions to this index in place."""
@@ -118,6 +129,12 @@ class ProductIndex:
         for pid in removed:
             del self.hashes[pid]
         self.hashes.update((pid, current[pid]) for pid in fresh.ids)
+        self.changed_since_calibration += len(added) + len(changed) + len(removed)
+        stale = self.changed_since_calibration >= RECALIBRATE_SHARE * max(self.size, 1)
+        if (stale and self.changed_since_calibration) or self.calibration is None:
+            calibration = texts.calibrate(self.dense, self.lexical, embedder)
+            report.recalibrated = calibration != self.calibration
+            self.calibration, self.changed_since_calibration = calibration, 0
         if (self.dense.kind == "flat") == (self.size > ANN_THRESHOLD):
             # The catalog crossed the ANN threshold: re-index the stored vectors (no re-embedding).
             ids = self.dense.all_ids()
@@ -134,7 +151,9 @@ class ProductIndex:
                  hashes=np.fromiter(self.hashes.values(), np.int64, len(self.hashes)))
         manifest = {"format": FORMAT_VERSION, "model": MODEL_NAME, "dimension": DIMENSION,
                     "fingerprint": self.fingerprint, "count": self.size, "index_type": self.dense.kind,
-                    "nprobe": self.dense.nprobe, "lexical": "bm25f"}
+                    "nprobe": self.dense.nprobe, "lexical": "bm25f",
+                    "calibration": self.calibration.as_dict() if self.calibration else None,
+                    "changed_since_calibration": self.changed_since_calibration}
         tmp = directory / (MANIFEST_FILE + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2))
         tmp.replace(directory / MANIFEST_FILE)
@@ -154,7 +173,8 @@ def load(directory: Path) -> ProductIndex | None:
         return None
     stored = np.load(directory / HASHES_FILE)
     index = ProductIndex(DenseIndex.load(directory / INDEX_FILE), lexical,
-                         dict(zip(stored["ids"].tolist(), stored["hashes"].tolist(), strict=True)))
+                         dict(zip(stored["ids"].tolist(), stored["hashes"].tolist(), strict=True)),
+                         Calibration.of(manifest.get("calibration")), int(manifest.get("changed_since_calibration", 0)))
     if index.fingerprint != manifest.get("fingerprint") or index.size != len(index.hashes):
         log.warning("search index at %s is inconsistent; rebuilding it", directory)
         return None

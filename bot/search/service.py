@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class ProductSearch:
         self._synonyms_file = get_settings().search_synonyms_file if synonyms_file is None else synonyms_file
         self._session_factory = session_factory
         self.query_vectors = QueryVectorCache(query_cache)
-        self.weights = weights or FusionWeights()
+        self.fixed_weights = weights  # None: the catalog's calibrated weights
         self._index_dir = index_dir
         self._embedder = embedder or get_embedder()
         self._refresh_seconds = refresh_seconds
@@ -162,6 +162,14 @@ class ProductSearch:
     def index(self) -> product_index.ProductIndex:
         return self._index
 
+    @property
+    def weights(self) -> FusionWeights:
+        """The fixed weights when given, else the defaults with this catalog's calibrated dense weight."""
+        if self.fixed_weights is not None:
+            return self.fixed_weights
+        calibration = self._index.calibration
+        return FusionWeights() if calibration is None else replace(FusionWeights(), dense=calibration.dense_weight)
+
     def parse(self, text: str, entities: list[dict[str, Any]] | None = None) -> ParsedQuery:
         parsed = self.parser.parse(text)
         return merge_entities(parsed, entities, self.parser.vocabulary, self.parser.aliases) if entities else parsed
@@ -179,7 +187,8 @@ class ProductSearch:
             return []
         if not text.strip():
             return self._best_rated(k, allowed)
-        depth = max(self.weights.depth, k)
+        weights = self.weights
+        depth = max(weights.depth, k)
         lexical_ids, lexical_scores = (index.lexical.search(lexical_text or text, allowed) if mode != "dense"
                                        else (None, None))
         if mode == "lexical":
@@ -209,8 +218,8 @@ class ProductSearch:
             if mode == "rrf":
                 scores = reciprocal_rank(dense, lexical)
             else:
-                weight = self.weights.for_query(index.lexical.query_terms(text))
-                scores = fuse(dense, lexical, weight, self.weights.depth)
+                weight = weights.for_query(index.lexical.query_terms(text))
+                scores = fuse(dense, lexical, weight, weights.depth)
         order = np.argsort(-np.asarray(scores), kind="stable")[:k]
         return [(int(ids[i]), float(scores[i])) for i in order]
 
