@@ -238,7 +238,9 @@ def bench_search(
              "set under benchmarks/search")] = None,
     catalogs: Annotated[Path | None, typer.Option(
         help="where sets with a set.json find their catalog file; default: ../shared/datasets/catalogs")] = None,
-    tune: Annotated[bool, typer.Option(help="choose the fusion weights on all the sets together first")] = False,
+    tune: Annotated[bool, typer.Option(help="choose fixed fusion weights on all the sets together first "
+                                             "(instead of each catalog's calibration)")] = False,
+    sweep: Annotated[bool, typer.Option(help="also report the hybrid under fixed dense weights 0.3-0.75")] = False,
     pad_to: Annotated[int, typer.Option(help="add demo products as distractors up to this many")] = 0,
 ) -> None:
     """nDCG@10, recall@100, index build time and query latency of the hybrid search and of BM25F, dense
@@ -264,7 +266,7 @@ def bench_search(
             typer.echo("error: no relevance set is here (give one with --dataset)", err=True)
             raise typer.Exit(2)
     try:
-        results, weights = benchmark(dataset, catalogs, pad_to=pad_to, tune_weights=tune)
+        results, weights = benchmark(dataset, catalogs, pad_to=pad_to, tune_weights=tune, sweep_weights=sweep)
     except (RelevanceSetError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

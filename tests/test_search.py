@@ -239,3 +239,10 @@ def test_torch_threads_come_from_the_environment(monkeypatch) -> None:  # type: 
         threads()
     monkeypatch.delenv("SHOP_TORCH_THREADS")
     assert 1 <= threads() <= 4
+
+
+def test_a_brand_spelled_like_a_function_word_is_not_read_from_every_query() -> None:
+    parser = QueryParser.build({**VOCABULARY, "brand": [*VOCABULARY["brand"], "AND", "The", "ONLY"]})
+    parsed = parser.parse("pink fit and flare dress")
+    assert parsed.filters.brands == () and "and" in parsed.text.split()
+    assert parser.parse("only dresses").filters.brands == ("ONLY",)  # a brand that is no stop word still is one

@@ -107,6 +107,7 @@ class SetResult:
     modes: dict[str, dict[str, Any]]
     calibration: dict[str, Any] | None
     dense_weight: float
+    sweep: dict[str, float] | None = None
 
     @property
     def margin(self) -> float:
@@ -116,7 +117,8 @@ class SetResult:
     def as_dict(self) -> dict[str, Any]:
         return {"benchmark": "search", "set": self.name, "products": self.products, "queries": self.queries,
                 "index_build_s": round(self.index_build_s, 1), **self.modes, "margin": self.margin,
-                "dense_weight": self.dense_weight, "calibration": self.calibration}
+                "dense_weight": self.dense_weight, "calibration": self.calibration,
+                **({"sweep": self.sweep} if self.sweep else {})}
 
 
 def tune(benches: list[SearchBench]) -> FusionWeights:
@@ -135,8 +137,21 @@ def tune(benches: list[SearchBench]) -> FusionWeights:
     return best[2]
 
 
+SWEEP = tuple(round(0.3 + 0.05 * i, 2) for i in range(10))  # fixed dense weights 0.3 ... 0.75
+
+
+def sweep(bench: SearchBench) -> dict[str, float]:
+    """The hybrid's nDCG@10 under each fixed base dense weight (how ``calibration.py``'s line was fit)."""
+    out = {}
+    for dense in SWEEP:
+        bench.search.fixed_weights = FusionWeights(dense=dense)
+        out[f"{dense:.2f}"] = bench.run("hybrid")["ndcg@10"]
+    bench.search.fixed_weights = None
+    return out
+
+
 def benchmark(directories: list[Path], catalogs: Path | None = None, pad_to: int = 0,
-              tune_weights: bool = False) -> tuple[list[SetResult], FusionWeights | None]:
+              tune_weights: bool = False, sweep_weights: bool = False) -> tuple[list[SetResult], FusionWeights | None]:
     """Each set's results; with ``tune_weights`` under the fixed weights chosen on all the sets (returned),
     else under each catalog's own calibration."""
     benches = [SearchBench(relevance_sets.load(d, catalogs), pad_to) for d in directories]
@@ -148,6 +163,7 @@ def benchmark(directories: list[Path], catalogs: Path | None = None, pad_to: int
         results.append(SetResult(bench.name, bench.products, len(bench.queries), bench.index_build_s,
                                  {mode: bench.run(mode) for mode in MODES},
                                  calibration.as_dict() | {"dense_share": round(calibration.dense_share, 4)}
-                                 if calibration else None, bench.search.weights.dense))
+                                 if calibration else None, bench.search.weights.dense,
+                                 sweep(bench) if sweep_weights else None))
         bench.close()
     return results, weights

@@ -30,11 +30,12 @@ from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from bot.search.lexical import STOPWORDS
 from bot.search.numbers import spell_prices
 from bot.search.synonyms import Synonyms
 
 # Part of the fingerprint of a saved parser: bump when the patterns built from a vocabulary change.
-PATTERNS_VERSION = 2
+PATTERNS_VERSION = 3
 FILTER_FIELDS = ("brand", "category", "color", "size", "gender")
 VOCABULARY_FIELDS = (*FILTER_FIELDS, "material")
 GENDER_FORMS = {
@@ -247,7 +248,8 @@ def _entity_patterns(vocabulary: dict[str, list[str]], synonyms: Synonyms) -> li
         add("MATERIAL", value, value)
     others = {p["pattern"] for p in patterns}
     for value in vocabulary.get("brand", []):
-        if len(value) > 1 and _key(value) not in others:  # a brand called "black" stays a color
+        # a brand called "black" stays a color; one called "AND" or "The" is a word of every query
+        if len(value) > 1 and _key(value) not in others and _key(value) not in STOPWORDS:
             add("BRAND", value, value)
     # The shop's synonyms: a catalog category by another name, or (no such category) a group of names.
     others = {p["pattern"] for p in patterns}
