@@ -25,7 +25,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FusionWeights:
-    dense: float = 0.55  # a query of words; the catalog's calibration replaces it (calibration.py)
+    dense: float = 0.54  # a query of words; the catalog's calibration replaces it (calibration.py)
     numeric_dense: float = 0.2  # a query of sizes, units and model numbers
     depth: int = 300
 
