@@ -51,8 +51,7 @@ class Calibration:
 
     @property
     def dense_share(self) -> float:
-        total = self.dense_mrr + self.lexical_mrr
-        return self.dense_mrr / total if total > 0 else 0.5
+        return dense_share(self.dense_mrr, self.lexical_mrr)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +63,12 @@ class Calibration:
                        float(data["dense_weight"]))
         except (TypeError, KeyError, ValueError):
             return None
+
+
+def dense_share(dense_mrr: float, lexical_mrr: float) -> float:
+    """The dense signal's share of the two mean reciprocal ranks (the reference share when both are 0)."""
+    total = dense_mrr + lexical_mrr
+    return dense_mrr / total if total > 0 else REFERENCE_SHARE
 
 
 def dense_weight_for(share: float) -> float:
@@ -114,6 +119,5 @@ def calibrate(dense: DenseIndex, lexical: LexicalIndex, encoder: Encoder, ids: S
         lex_ids, lex_scores = lexical.search(text)
         lexical_rr.append(_reciprocal_rank(lex_ids[np.argsort(-lex_scores, kind="stable")], targets))
     dense_mrr, lexical_mrr = float(np.mean(dense_rr)), float(np.mean(lexical_rr))
-    total = dense_mrr + lexical_mrr
-    share = dense_mrr / total if total > 0 else REFERENCE_SHARE
-    return Calibration(len(queries), round(dense_mrr, 4), round(lexical_mrr, 4), round(dense_weight_for(share), 4))
+    weight = dense_weight_for(dense_share(dense_mrr, lexical_mrr))
+    return Calibration(len(queries), round(dense_mrr, 4), round(lexical_mrr, 4), round(weight, 4))

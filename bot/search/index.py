@@ -131,7 +131,7 @@ class ProductIndex:
         self.hashes.update((pid, current[pid]) for pid in fresh.ids)
         self.changed_since_calibration += len(added) + len(changed) + len(removed)
         stale = self.changed_since_calibration >= RECALIBRATE_SHARE * max(self.size, 1)
-        if (stale and self.changed_since_calibration) or self.calibration is None:
+        if stale or self.calibration is None:
             calibration = texts.calibrate(self.dense, self.lexical, embedder)
             report.recalibrated = calibration != self.calibration
             self.calibration, self.changed_since_calibration = calibration, 0

@@ -31,8 +31,8 @@ import scipy.sparse as sp
 import Stemmer
 
 K1 = 1.2
-FIELDS = ("title", "brand", "category", "attributes", "description")
-# Per-field weight and length normalisation. A plain string is indexed as the field "text".
+# Per-field weight and length normalisation (the fields of ``Product.lexical_fields``); a plain string is
+# indexed as the field "text".
 FIELD_WEIGHTS: dict[str, float] = {"title": 3.0, "brand": 2.0, "category": 2.0, "attributes": 1.5,
                                    "description": 1.0, "text": 1.0}
 FIELD_B: dict[str, float] = {"title": 0.75, "brand": 0.75, "category": 0.75, "attributes": 0.75, "description": 0.75,
@@ -119,7 +119,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, ids: Sequence[int], documents: Sequence[Document]) -> LexicalIndex:
-        """``documents``: one per id, a mapping of field name to text (see ``FIELDS``) or a plain string."""
+        """``documents``: one per id, a mapping of field name to text (see ``FIELD_WEIGHTS``) or a plain string."""
         index = cls()
         index.upsert(ids, documents)
         return index
