@@ -23,6 +23,8 @@ app.add_typer(search_app, name="search")
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 app.add_typer(shop_app, name="shop")
+escalation_app = typer.Typer(help="The model that decides when the bot hands over to a person", no_args_is_help=True)
+app.add_typer(escalation_app, name="escalation")
 crm_app = typer.Typer(help="Customer profiles: RFM segment, lifetime value, preferences", no_args_is_help=True)
 app.add_typer(crm_app, name="crm")
 users_app = typer.Typer(help="Agent inbox accounts (agents and leads)", no_args_is_help=True)
@@ -301,27 +303,66 @@ def bench_ann(ctx: typer.Context) -> None:
 
 @bench_app.command("escalation")
 def bench_escalation(
-    dataset: Annotated[Path, typer.Option(help='labelled dialogues, JSON lines: {"id", "segment"?, "turns": '
-                                               '[{"role": "user"|"bot", "text", "label": "escalate"|"ok"}]}')],
-    nlu: Annotated[str, typer.Option(help="rasa: intents from the trained Rasa model; none: sentiment triggers "
-                                          "only")] = "rasa",
+    dataset: Annotated[list[Path] | None, typer.Option(
+        help='labelled dialogues, JSON lines: {"id", "segment"?, "turns": [{"role": "user"|"bot", "text", '
+             '"label": "escalate"|"ok"}]}; repeat for several files (default: our test split, '
+             'data/escalation/test-*.jsonl)')] = None,
+    nlu: Annotated[str, typer.Option(help="rasa: intents and embeddings from the trained Rasa model (batched); "
+                                          "none: no intents, embeddings from the same encoder here")] = "rasa",
     model: Annotated[Path | None, typer.Option(help="Rasa model (default: models/rasa/shop.tar.gz)")] = None,
-    moods: Annotated[bool, typer.Option(help="compare mood functions instead (one JSON line each)")] = False,
+    escalation_model: Annotated[Path | None, typer.Option(help="escalation model JSON (default: the bot's)")]
+    = None,
+    rate: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="target false-escalation rate (default: "
+                                                                    "the policy file's, 5%)")] = None,
+    chart: Annotated[Path, typer.Option(help="where the precision-recall chart (PNG) goes")]
+    = Path("results/escalation_pr.png"),
+    moods: Annotated[bool, typer.Option(help="compare the old policy's mood functions instead (one JSON line "
+                                             "each; needs --dataset)")] = False,
 ) -> None:
-    """Escalation policy over labelled dialogues: precision, recall, turns late, false-escalation rate (JSON)."""
-    from bot.sentiment_bench import DatasetError, benchmark, compare_moods
+    """The escalation model next to the old sentiment-only policy: precision, recall, F1, false-escalation rate,
+    turns late, per-message cost, and a precision-recall chart (one JSON line per policy)."""
+    from bot.escalation.benchmark import run
+    from bot.escalation.dialogues import DatasetError
+    from bot.escalation.model import ModelError
+    from bot.sentiment_bench import compare_moods
 
     if nlu not in ("rasa", "none"):
         typer.echo(f"error: --nlu must be rasa or none, got {nlu!r}", err=True)
         raise typer.Exit(2)
     try:
-        rows = compare_moods(dataset, nlu, model) if moods else [benchmark(dataset, nlu, model=model)]
-    except (DatasetError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        if moods:
+            if not dataset or len(dataset) != 1:
+                raise ValueError("--moods needs one --dataset")
+            rows = compare_moods(dataset[0], nlu, model)
+        else:
+            rows = run(dataset or None, nlu, escalation_model, model, rate, chart)
+    except (DatasetError, ModelError, FileNotFoundError, ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     for row in rows:
         json.dump(row, sys.stdout)
         sys.stdout.write("\n")
+
+
+@escalation_app.command("train")
+def escalation_train(
+    data: Annotated[Path | None, typer.Option(help="folder with train-*.jsonl and dev.jsonl (default: "
+                                                   "data/escalation)")] = None,
+    out: Annotated[Path | None, typer.Option(help="where the model goes (default: the one the bot uses, "
+                                                  "bot/escalation/escalation_model.json)")] = None,
+    c: Annotated[float, typer.Option(min=1e-4, help="inverse regularisation of the logistic regression")] = 0.5,
+) -> None:
+    """Fit the escalation model on the train dialogues and calibrate it on the dev dialogues (JSON report)."""
+    from bot.escalation.dialogues import DatasetError
+    from bot.escalation.training import train
+
+    try:
+        _, report = train(data, out, c)
+    except (DatasetError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")
 
 
 @bench_app.command("nlu")

@@ -414,7 +414,7 @@ def evaluate(turns: Sequence[Turn], segment: str | None = None,
 ESCALATE_ACTION = "action_escalate"
 
 
-def _since_handback(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def since_handback(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The events after the latest ``resume`` (agent handed back) or ``restart``: the current bot episode."""
     events = list(events)
     for i in range(len(events) - 1, -1, -1):
@@ -428,7 +428,7 @@ def turns_from_events(events: Iterable[Mapping[str, Any]]) -> list[Turn]:
     ``tracker.events``, or ``event.as_dict()`` in Rasa). Sentiment comes from ``parse_data["sentiment"]``
     (set by ``rasa_addons.sentiment``), scored here when a message lacks it."""
     turns = []
-    for event in _since_handback(events):
+    for event in since_handback(events):
         if event.get("event") != "user":
             continue
         parse = event.get("parse_data") or {}
@@ -446,7 +446,7 @@ def turns_from_events(events: Iterable[Mapping[str, Any]]) -> list[Turn]:
 def segment_from_events(events: Iterable[Mapping[str, Any]]) -> str | None:
     """The CRM segment the gateway put in the metadata of the shopper's messages (signed-in shoppers): the
     latest message that carries one, in the current bot episode."""
-    for event in reversed(_since_handback(events)):
+    for event in reversed(since_handback(events)):
         if event.get("event") == "user" and (segment := (event.get("metadata") or {}).get("segment")):
             return str(segment)
     return None
@@ -454,7 +454,7 @@ def segment_from_events(events: Iterable[Mapping[str, Any]]) -> str | None:
 
 def escalated_since_handback(events: Iterable[Mapping[str, Any]], action: str = ESCALATE_ACTION) -> bool:
     """True once ``action_escalate`` ran in the current bot episode: the policy never escalates twice."""
-    return any(e.get("event") == "action" and e.get("name") == action for e in _since_handback(events))
+    return any(e.get("event") == "action" and e.get("name") == action for e in since_handback(events))
 
 
 def evaluate_events(events: Iterable[Mapping[str, Any]],

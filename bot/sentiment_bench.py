@@ -22,7 +22,6 @@ part; ``--nlu none`` gives no intents, so only the sentiment triggers apply.
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -30,74 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.escalation.dialogues import DatasetError, Dialogue, load_dialogues
+
+__all__ = ["DatasetError", "benchmark", "compare_moods", "load_dialogues", "replay", "summarise"]
 from bot.nlu.parsing import parse_batch
 from bot.sentiment import EscalationThresholds, Turn, evaluate, score
 
-LABELS = ("escalate", "ok")
 Parses = dict[str, tuple[str | None, float | None]]  # text -> (intent, confidence)
-
-
-class DatasetError(ValueError):
-    """The dataset file is malformed; the message names the line."""
-
-
-@dataclass(frozen=True)
-class DialogueTurn:
-    role: str
-    text: str
-    label: str | None = None
-
-
-@dataclass(frozen=True)
-class Dialogue:
-    id: str
-    turns: tuple[DialogueTurn, ...]
-    segment: str | None = None
-
-    @property
-    def user_turns(self) -> list[DialogueTurn]:
-        return [t for t in self.turns if t.role == "user"]
-
-    @property
-    def first_label(self) -> int | None:
-        """Index (among user turns) of the first turn labelled "escalate"."""
-        return next((i for i, t in enumerate(self.user_turns) if t.label == "escalate"), None)
-
-
-def load_dialogues(path: Path) -> list[Dialogue]:
-    dialogues: list[Dialogue] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{where}: not JSON ({exc.msg})") from exc
-            if not isinstance(raw, dict) or not isinstance(raw.get("turns"), list) or "id" not in raw:
-                raise DatasetError(f'{where}: expected {{"id", "turns": [...]}}')
-            dialogue_id = str(raw["id"])
-            if dialogue_id in seen:
-                raise DatasetError(f"{where}: duplicate id {dialogue_id!r}")
-            seen.add(dialogue_id)
-            turns = []
-            for i, turn in enumerate(raw["turns"]):
-                if not isinstance(turn, dict) or turn.get("role") not in ("user", "bot") \
-                        or not isinstance(turn.get("text"), str):
-                    raise DatasetError(f'{where}: turn {i}: expected {{"role": "user"|"bot", "text": str}}')
-                label = turn.get("label")
-                if turn["role"] == "user" and label not in LABELS:
-                    raise DatasetError(f"{where}: turn {i}: a user turn needs a label, one of {', '.join(LABELS)}")
-                turns.append(DialogueTurn(turn["role"], turn["text"], label if turn["role"] == "user" else None))
-            if not any(t.role == "user" for t in turns):
-                raise DatasetError(f"{where}: dialogue {dialogue_id!r} has no user turn")
-            segment = raw.get("segment")
-            dialogues.append(Dialogue(dialogue_id, tuple(turns), str(segment) if segment else None))
-    if not dialogues:
-        raise DatasetError(f"{path}: no dialogues")
-    return dialogues
 
 
 # --------------------------------------------------------------------------------------------- NLU

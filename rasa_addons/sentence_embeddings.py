@@ -10,6 +10,10 @@ Training reuses embeddings across runs: ``process_training_data`` keeps a cache 
 one file per encoder, so a retraining after a lead labelled a few messages embeds only those (the console's
 retraining takes well under a minute). Serving never reads or writes it.
 
+Serving also stores the embedding in the message's parse data (``parse_data["embedding"]``, float16 in
+base64, ``bot.escalation.decision.encode_embedding``): the escalation signals compare a message with the
+shopper's earlier ones (a rephrased request) from the tracker alone.
+
 Not trainable and nothing is stored in the model: the encoder comes from the installed package, and the
 classifier that reads these features stores their dimension, so a model trained with another encoder is
 refused with a clear error (``rasa_addons.intent_classifier``). Without the model package, creating or
@@ -37,6 +41,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.escalation.decision import EMBEDDING_KEY, encode_embedding
 from bot.nlu.encoder import EncoderUnavailable, SentenceEncoder
 from rasa_addons.tf_encoder import TFSentenceEncoder
 
@@ -76,7 +81,10 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
                 # (no cache when that is unset too); "" turns it off
                 "cache_dir": None,
                 # serving keeps this many recent message embeddings in memory (0: none)
-                "recent_texts": 2048}
+                "recent_texts": 2048,
+                # serving stores each message's embedding in its parse data (float16, base64; about 1 KB),
+                # so the escalation policy and action_escalate can tell a rephrased request from a new one
+                "embedding_in_parse": True}
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -112,7 +120,10 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         for message in todo:
             text = message.get(TEXT)
             self._recent.move_to_end(text)
-            self.add_features_to_message(None, self._recent[text][np.newaxis, :], TEXT, message)
+            vector = self._recent[text]
+            self.add_features_to_message(None, vector[np.newaxis, :], TEXT, message)
+            if self._config["embedding_in_parse"]:
+                message.set(EMBEDDING_KEY, encode_embedding(vector), add_to_output=True)
         while len(self._recent) > size:
             self._recent.popitem(last=False)
 

@@ -1,0 +1,223 @@
+"""``python -m bot bench escalation``: the escalation model against the old sentiment-only policy.
+
+Each dialogue is replayed message by message as the Rasa policy sees it: the model's decision
+(``bot.escalation.decision``, threshold from the shop's target false-escalation rate, a VIP's lower bar)
+next to the sentiment triggers of ``bot.sentiment`` (the policy before the model). The first escalation
+ends a replay. Scores (``bot.sentiment_bench.summarise``): precision, recall, F1, false-escalation rate,
+turns late; plus the precision-recall curve over every threshold (a PNG chart) and the per-message cost of
+the decision (signals and model; the sentence embedding is the NLU's, computed anyway).
+
+Intents: ``--nlu rasa`` parses every shopper message with the trained Rasa model in batches (explicit
+requests, and the old policy's intent triggers) and takes each message's embedding from the parse; ``--nlu
+none`` has no intents and embeds with the same encoder here. Either way 5,000 dialogues take minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot import PROJECT_ROOT
+from bot.escalation.decision import EscalationSettings, decide, decode_embedding, policy_settings
+from bot.escalation.dialogues import Dialogue, load_files, split_files
+from bot.escalation.model import EscalationModel
+from bot.escalation.signals import asks_for_person
+from bot.escalation.training import (
+    Parses,
+    dialogue_rows,
+    embed_dialogues,
+    exchanges_of,
+    needs_embedding,
+    sentence_embedder,
+)
+from bot.sentiment import EscalationThresholds
+from bot.sentiment_bench import Outcome, replay, summarise
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHART = PROJECT_ROOT / "results" / "escalation_pr.png"
+PARSE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One dialogue's per-message scores, and where an explicit request for a person came (if any)."""
+
+    dialogue: Dialogue
+    scores: tuple[float, ...]
+    explicit_at: int | None
+
+
+def _outcome(dialogue: Dialogue, fired_at: int | None, reason: str | None) -> Outcome:
+    labels = tuple(str(t.label) for t in dialogue.user_turns)
+    return Outcome(dialogue.id, fired_at, reason, dialogue.first_label, labels)
+
+
+def replay_scored(item: Scored, threshold: float) -> Outcome:
+    fired = next((i for i, s in enumerate(item.scores) if s >= threshold), None)
+    if item.explicit_at is not None and (fired is None or item.explicit_at <= fired):
+        return _outcome(item.dialogue, item.explicit_at, "explicit_request")
+    return _outcome(item.dialogue, fired, None if fired is None else "model")
+
+
+def score_dialogues(dialogues: Sequence[Dialogue], model: EscalationModel, embeddings: dict[str, np.ndarray],
+                    parses: Parses | None, settings: EscalationSettings) -> list[Scored]:
+    out = []
+    for dialogue, matrix in zip(dialogues, dialogue_rows(dialogues, embeddings, parses), strict=True):
+        explicit = next((i for i, t in enumerate(dialogue.user_turns)
+                         if (parses or {}).get(t.text, (None, None))[0] in settings.explicit_intents
+                         or asks_for_person(t.text)), None)
+        out.append(Scored(dialogue, tuple(model.score(row) for row in matrix), explicit))
+    return out
+
+
+def pr_curve(scored: Sequence[Scored], points: int = 200) -> list[dict[str, float]]:
+    """Precision, recall and false-escalation rate at thresholds spread over the scores' range."""
+    everything = np.array([s for item in scored for s in item.scores] or [0.0])
+    thresholds = sorted(set(np.quantile(everything, np.linspace(0.0, 1.0, points)).round(5).tolist()) | {1.01})
+    curve = []
+    for threshold in thresholds:
+        summary = summarise([replay_scored(item, threshold) for item in scored])
+        curve.append({"threshold": threshold, "precision": summary["precision"], "recall": summary["recall"],
+                      "false_escalation_rate": summary["false_escalation_rate"] or 0.0})
+    return curve
+
+
+def draw_chart(curve: Sequence[dict[str, float]], at: dict[str, Any], old: dict[str, Any], path: Path,
+               title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    recall = [p["recall"] for p in curve]
+    left.plot(recall, [p["precision"] for p in curve], color="#1f77b4", label="escalation model")
+    left.scatter([at["recall"]], [at["precision"]], color="#1f77b4", zorder=3,
+                 label=f"calibrated ({at['target_rate']:.0%} target)")
+    left.scatter([old["recall"]], [old["precision"]], color="#d62728", marker="x", zorder=3,
+                 label="sentiment-only policy")
+    left.set(xlabel="recall (dissatisfied dialogues caught)", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
+             title="precision-recall")
+    left.legend(loc="lower left")
+    right.plot([p["false_escalation_rate"] for p in curve], recall, color="#1f77b4")
+    right.scatter([at["false_escalation_rate"]], [at["recall"]], color="#1f77b4", zorder=3)
+    right.scatter([old["false_escalation_rate"] or 0.0], [old["recall"]], color="#d62728", marker="x", zorder=3)
+    right.axvline(at["target_rate"], color="grey", linestyle=":")
+    right.set(xlabel="false-escalation rate (satisfied dialogues handed over)", ylabel="recall", xlim=(0, 1),
+              ylim=(0, 1.02), title="recall against false escalations")
+    figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def message_cost(scored: Sequence[Scored], embeddings: dict[str, np.ndarray], parses: Parses | None,
+                 model: EscalationModel, settings: EscalationSettings, sample: int = 2000) -> dict[str, Any]:
+    """Milliseconds the decision adds to one message, as the policy runs it (all signals of the episode so
+    far, the model, the threshold), over up to ``sample`` messages spread over the dialogues."""
+    timings: list[float] = []
+    step = max(1, sum(len(item.scores) for item in scored) // sample)
+    counter = 0
+    for item in scored:
+        exchanges = exchanges_of(item.dialogue, embeddings, parses)
+        for i in range(len(exchanges)):
+            counter += 1
+            if counter % step:
+                continue
+            started = time.perf_counter()
+            decide(exchanges[:i + 1], item.dialogue.segment, model, settings)
+            timings.append((time.perf_counter() - started) * 1000)
+    if not timings:
+        return {"messages_timed": 0}
+    ordered = sorted(timings)
+    return {"messages_timed": len(timings), "p50_ms": round(statistics.median(ordered), 3),
+            "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
+            "max_ms": round(ordered[-1], 3)}
+
+
+def rasa_parses(dialogues: Sequence[Dialogue], model_file: Path) -> tuple[Parses, dict[str, np.ndarray]]:
+    from bot.nlu.parsing import parse_batch
+
+    texts = [t.text for d in dialogues for t in d.user_turns]
+    parsed = parse_batch(texts, model_file, timeout=3600.0, batch=PARSE_BATCH)
+    parses = {text: (r.get("intent"), r.get("confidence")) for text, r in parsed.items()}
+    embeddings = {}
+    for text, r in parsed.items():
+        if needs_embedding(text) and (vector := decode_embedding(r.get("embedding"))) is not None:
+            embeddings[text] = vector
+    return parses, embeddings
+
+
+def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: Path | None = None,
+        rasa_model: Path | None = None, rate: float | None = None, chart: Path | None = DEFAULT_CHART,
+        thresholds: EscalationThresholds | None = None) -> list[dict[str, Any]]:
+    """Both policies over the dialogues (default: the test split); one result dict per policy."""
+    if nlu not in ("rasa", "none"):
+        raise ValueError(f"--nlu must be rasa or none, got {nlu!r}")
+    started = time.perf_counter()
+    paths = list(datasets or split_files("test"))
+    dialogues = load_files(paths)
+    model = EscalationModel.load(model_file) if model_file else EscalationModel.load()
+    settings = policy_settings()
+    if rate is not None:
+        settings = EscalationSettings(rate, max(rate, settings.vip_false_escalation_rate), settings.vip_segments,
+                                      settings.explicit_intents)
+    timing: dict[str, float] = {}
+    parses: Parses | None = None
+    embeddings: dict[str, np.ndarray] = {}
+    if nlu == "rasa":
+        from bot.training.rasa_model import model_path
+
+        step = time.perf_counter()
+        parses, embeddings = rasa_parses(dialogues, rasa_model or model_path())
+        timing["parse_s"] = round(time.perf_counter() - step, 1)
+    missing = [d for d in dialogues if any(needs_embedding(t.text) and t.text not in embeddings
+                                           for t in d.user_turns)]
+    if missing:
+        step = time.perf_counter()
+        embeddings.update(embed_dialogues(missing, sentence_embedder()))
+        timing["embed_s"] = round(time.perf_counter() - step, 1)
+    step = time.perf_counter()
+    scored = score_dialogues(dialogues, model, embeddings, parses, settings)
+    outcomes = []
+    for item in scored:
+        threshold = model.threshold(settings.rate_for(item.dialogue.segment))
+        outcomes.append(replay_scored(item, threshold))
+    timing["score_s"] = round(time.perf_counter() - step, 1)
+    at = {**summarise(outcomes), "target_rate": settings.false_escalation_rate,
+          "threshold": round(model.threshold(settings.false_escalation_rate), 4)}
+    old_thresholds = thresholds or EscalationThresholds.from_env()
+    old = summarise([replay(d, old_thresholds, dict(parses) if parses else None) for d in dialogues])
+    curve = pr_curve(scored)
+    name = ", ".join(p.name for p in paths)
+    common = {"benchmark": "escalation", "dataset": name, "nlu": nlu}
+    rows = [{**common, "policy": "model", **at, "message_cost": message_cost(scored, embeddings, parses, model,
+                                                                              settings),
+             "pr_auc": round(_area(curve), 4)},
+            {**common, "policy": "sentiment_only", **old}]
+    if chart is not None:
+        rows[0]["chart"] = str(draw_chart(curve, at, old, chart, f"escalation on {name} ({len(dialogues)} "
+                                                                   f"dialogues, nlu {nlu})"))
+    timing["total_s"] = round(time.perf_counter() - started, 1)
+    rows[0]["timing"] = timing
+    return rows
+
+
+def _area(curve: Sequence[dict[str, float]]) -> float:
+    """Area under the precision-recall curve (step interpolation, recall ascending)."""
+    points = sorted((p["recall"], p["precision"]) for p in curve)
+    area, last_recall = 0.0, 0.0
+    for recall, precision in points:
+        area += (recall - last_recall) * precision
+        last_recall = recall
+    return area

@@ -1,0 +1,234 @@
+"""When the bot steps aside: the escalation model's decision on the latest shopper message, and why.
+
+- An explicit request for a person (the ``contact_human_agent`` intent, or words like "a real person")
+  escalates at once.
+- Otherwise the model (``bot.escalation.model``) scores the message's signals (``bot.escalation.signals``)
+  and escalates when the score reaches the threshold for the shop's target false-escalation rate: the
+  ``escalation`` section of the shop-policy file, ``false_escalation_rate`` (default 5%) and, for the
+  segments in ``vip_segments``, the lower bar of ``vip_false_escalation_rate`` (default 10%).
+- The reason is the strongest group of signals (``REASONS``); the detail names every signal that pushed
+  towards escalating, with the score and the threshold, for the agent.
+
+Rasa's policy (``rasa_addons.escalation``) and ``action_escalate`` both call :func:`decide_events` on the
+tracker's events, so the ticket's reason is the decision the policy took.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bot.escalation.model import EscalationModel, default_model
+from bot.escalation.signals import Exchange, asks_for_person, signal_rows
+from bot.sentiment import escalated_since_handback, segment_from_events, since_handback
+
+logger = logging.getLogger(__name__)
+
+REASONS = ("explicit_request", "gave_up", "repeated_request", "bot_not_understanding", "service_complaint",
+           "negative_mood")
+# which signals speak for which reason (the reason with the largest summed contribution wins)
+REASON_SIGNALS: dict[str, tuple[str, ...]] = {
+    "gave_up": ("give_up",),
+    "repeated_request": ("rephrase", "repeats", "repeat_after_failure"),
+    "bot_not_understanding": ("bot_failed", "bot_failures", "bot_repeated", "bot_repeats",
+                              "correction_after_failure"),
+    "service_complaint": ("complaint", "complaints", "correction", "corrections", "shrinking", "length_ratio",
+                          "words", "human"),
+    "negative_mood": ("sentiment", "negative", "mood", "anger", "criticism"),
+}
+SIGNAL_WORDS = {
+    "sentiment": "negative message", "negative": "negative about the service", "mood": "mood dropping",
+    "anger": "frustration words", "criticism": "product criticism", "rephrase": "rephrased an earlier request",
+    "repeats": "repeated requests", "bot_failed": "bot just failed", "bot_failures": "bot failures",
+    "bot_repeated": "bot repeated itself", "bot_repeats": "bot repeats", "complaint": "said the bot is not helping",
+    "complaints": "complaints", "correction": "corrected the bot", "corrections": "corrections",
+    "give_up": "giving up", "human": "asked for a person", "words": "message length",
+    "length_ratio": "shorter replies", "shrinking": "replies shrinking",
+    "repeat_after_failure": "repeated after a bot failure", "correction_after_failure": "corrected after a failure",
+}
+POLICY_FILE_ENV = "SHOP_POLICY_FILE"  # the same setting as bot.config.Settings.policy_file
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parents[2] / "data" / "shop_policy.yml"
+
+
+class EscalationSettingsError(ValueError):
+    """The policy file's ``escalation`` section is wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    false_escalation_rate: float = 0.05
+    vip_false_escalation_rate: float = 0.10
+    vip_segments: tuple[str, ...] = ("vip", "champions")
+    explicit_intents: tuple[str, ...] = ("contact_human_agent",)
+
+    def __post_init__(self) -> None:
+        for name in ("false_escalation_rate", "vip_false_escalation_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 0.5:
+                raise EscalationSettingsError(f"escalation.{name} must be a number from 0 to 0.5, got {value!r}")
+
+    def rate_for(self, segment: str | None) -> float:
+        return self.vip_false_escalation_rate if (segment or "").lower() in self.vip_segments \
+            else self.false_escalation_rate
+
+    @classmethod
+    def from_section(cls, section: Any) -> EscalationSettings:
+        if section is None:
+            return cls()
+        if not isinstance(section, Mapping):
+            raise EscalationSettingsError("escalation must be a mapping")
+        known = {"false_escalation_rate", "vip_false_escalation_rate", "vip_segments", "explicit_intents"}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise EscalationSettingsError(f"escalation: unknown key(s) {', '.join(map(str, unknown))}; "
+                                          f"known: {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        for key in ("false_escalation_rate", "vip_false_escalation_rate"):
+            if key in section:
+                values[key] = section[key]
+        for key in ("vip_segments", "explicit_intents"):
+            if key in section:
+                items = section[key]
+                if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+                    raise EscalationSettingsError(f"escalation.{key} must be a list of names")
+                values[key] = tuple(i.strip().lower() if key == "vip_segments" else i.strip() for i in items)
+        return cls(**values)
+
+
+_SETTINGS: dict[Path, tuple[float, EscalationSettings]] = {}
+
+
+def policy_settings(path: Path | None = None) -> EscalationSettings:
+    """The ``escalation`` section of the shop-policy file (``SHOP_POLICY_FILE``), re-read when the file
+    changes. A file that does not load keeps the last good settings (the defaults at first), logged."""
+    path = path or Path(os.environ.get(POLICY_FILE_ENV) or DEFAULT_POLICY_FILE)
+    try:
+        stamp = path.stat().st_mtime
+    except OSError:
+        return _SETTINGS.get(path, (0.0, EscalationSettings()))[1]
+    cached = _SETTINGS.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        settings = EscalationSettings.from_section(data.get("escalation") if isinstance(data, Mapping) else None)
+    except (OSError, yaml.YAMLError, EscalationSettingsError) as exc:
+        logger.error(f"{path}: the escalation settings do not load ({exc}); keeping the previous ones")
+        settings = cached[1] if cached else EscalationSettings()
+    _SETTINGS[path] = (stamp, settings)
+    return settings
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: str  # one of REASONS
+    detail: str  # for people: why, with the numbers
+    score: float  # the model's score (1.0 for an explicit request)
+    threshold: float
+    signals: tuple[str, ...]  # the signals that pushed towards escalating, strongest first
+    mood: float  # the running mood after the message
+    turn_index: int  # index of the message among the exchanges given
+
+
+def _reason(contributions: Sequence[tuple[str, float]]) -> str:
+    totals = {reason: sum(c for s, c in contributions if s in names and c > 0)
+              for reason, names in REASON_SIGNALS.items()}
+    return max(totals, key=lambda reason: totals[reason])
+
+
+def decide(exchanges: Sequence[Exchange], segment: str | None = None, model: EscalationModel | None = None,
+           settings: EscalationSettings | None = None) -> Decision | None:
+    """Whether a person should take over at the latest of ``exchanges`` (the shopper's messages of this bot
+    episode), and why. None: the bot carries on."""
+    if not exchanges:
+        return None
+    settings = settings or EscalationSettings()
+    last = exchanges[-1]
+    row = signal_rows(exchanges)[-1]
+    values = row.as_dict()
+    if last.intent in settings.explicit_intents or asks_for_person(last.text):
+        why = f"the shopper asked for a person ({last.intent or 'in words'})"
+        return Decision("explicit_request", why, 1.0, 0.0, ("human",), values["mood"], len(exchanges) - 1)
+    model = model or default_model()
+    rate = settings.rate_for(segment)
+    threshold = model.threshold(rate)
+    value = model.score(row.values)
+    if value < threshold:
+        return None
+    contributions = model.contributions(row.values)
+    pushing = [(s, c) for s, c in contributions if c > 0.25]
+    fired = tuple(s for s, _ in pushing)
+    words = ", ".join(SIGNAL_WORDS.get(s, s) for s in fired[:4]) or "several small signals"
+    vip = f" ({segment} customer: {rate:.0%} bar)" if rate != settings.false_escalation_rate else ""
+    detail = f"{words}; score {value:.2f} >= {threshold:.2f}{vip}"
+    return Decision(_reason(contributions), detail, round(value, 4), round(threshold, 4), fired, values["mood"],
+                    len(exchanges) - 1)
+
+
+# ------------------------------------------------------------------------------------ tracker events
+
+EMBEDDING_KEY = "embedding"  # parse_data key: the message's sentence embedding, float16, base64
+
+
+def encode_embedding(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_embedding(value: Any) -> np.ndarray | None:
+    """The embedding a parse carries, unit length; None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return None
+    if not raw or len(raw) % 2:
+        return None
+    vector = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+    norm = float(np.linalg.norm(vector))
+    if not math.isfinite(norm) or norm == 0.0:
+        return None
+    return vector / norm  # type: ignore[no-any-return]
+
+
+def exchanges_from_events(events: Iterable[Mapping[str, Any]]) -> list[Exchange]:
+    """The shopper's messages since the latest hand-back, each with the bot's replies before it, from Rasa
+    tracker events in their JSON form. Intent, sentiment and embedding come from each message's parse."""
+    exchanges: list[Exchange] = []
+    bot: list[str] = []
+    for event in since_handback(events):
+        kind = event.get("event")
+        if kind == "bot":
+            if (text := (event.get("text") or "").strip()) and not (event.get("metadata") or {}).get("agent"):
+                bot.append(text)
+        elif kind == "user":
+            parse = event.get("parse_data") or {}
+            intent = parse.get("intent") or {}
+            sentiment = (parse.get("sentiment") or {}).get("compound")
+            confidence = intent.get("confidence")
+            exchanges.append(Exchange(
+                text=event.get("text") or "", bot_before=tuple(bot), intent=intent.get("name"),
+                confidence=None if confidence is None else float(confidence),
+                sentiment=None if sentiment is None else float(sentiment),
+                embedding=decode_embedding(parse.get(EMBEDDING_KEY))))
+            bot = []
+    return exchanges
+
+
+def decide_events(events: Iterable[Mapping[str, Any]], model: EscalationModel | None = None,
+                  settings: EscalationSettings | None = None) -> Decision | None:
+    """:func:`decide` over a tracker's events; None once this bot episode was escalated (never twice)."""
+    events = list(events)
+    if escalated_since_handback(events):
+        return None
+    return decide(exchanges_from_events(events), segment_from_events(events), model,
+                  settings or policy_settings())

@@ -1,0 +1,271 @@
+"""Per-message signals of a dissatisfied shopper, for the escalation model (``bot.escalation.model``).
+
+Dissatisfied shoppers rarely swear. They repeat or rephrase the same request, say "that's not what I asked",
+get the same bot answer or a fallback twice, give shorter and shorter replies, or give up. Each shopper
+message gets a row of numbers (``SIGNALS``) from the message, the shopper's earlier messages in this bot
+episode and what the bot said in between:
+
+- ``sentiment``, ``negative``, ``mood``, ``anger``: VADER with the shop lexicon (``bot.sentiment``). Negative
+  words about a product, price or style ("these look cheap", "hate the colour") are shopping, not
+  frustration: such a message counts as neutral for ``negative`` and ``mood``, and sets ``criticism``.
+- ``rephrase``: the highest cosine similarity of this message's sentence embedding (the one the NLU computes)
+  to an earlier message of the shopper; ``repeats``: how many of the shopper's messages so far were such a
+  repeat (similarity at least ``REPEAT_SIMILARITY``). Short answers ("yes", "M", an order number) are left
+  out: repeating them is normal.
+- ``bot_failed``, ``bot_failures``: the bot's reply just before was a failure (did not understand, out of
+  scope, "that doesn't look like an order number", nothing found), and how many so far;
+  ``bot_repeated``, ``bot_repeats``: the same bot reply came back again.
+- ``complaint``, ``complaints``: "that's not what I asked", "I already told you", "you're not listening",
+  "that doesn't help"; ``correction``, ``corrections``: "no, I said...", "I meant..."; ``give_up``: "forget
+  it", "never mind", "I'll just call".
+- ``words``, ``length_ratio``, ``shrinking``: message length, against the shopper's earlier messages, and
+  whether it shrank twice in a row.
+- ``human``: an explicit request for a person (the policy escalates on it at once; it is a signal too).
+- Interactions that a linear model cannot form itself: a repeat right after a bot failure, a correction
+  after one.
+
+Pure Python and NumPy, importable by the Rasa server (Python 3.10) and the action server.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot.sentiment import score
+
+REPEAT_SIMILARITY = 0.75  # cosine of two sentence embeddings at or above which a message repeats another
+MOOD_ALPHA = 0.5  # weight of the newest message in the running mood
+CONTENT_WORDS = 3  # messages shorter than this (in words) are answers, not requests: never a "repeat"
+
+SIGNALS: tuple[str, ...] = (
+    "sentiment", "negative", "mood", "anger", "criticism",
+    "rephrase", "repeats",
+    "bot_failed", "bot_failures", "bot_repeated", "bot_repeats",
+    "complaint", "complaints", "correction", "corrections", "give_up", "human",
+    "words", "length_ratio", "shrinking",
+    "repeat_after_failure", "correction_after_failure",
+)
+
+
+def _pattern(*alternatives: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{a})" for a in alternatives), re.IGNORECASE)
+
+
+_NOT = r"(?:n['’]?t|not)"
+_YOU = r"(?:you|u|ya|the bot|this bot|this thing|it)"
+
+# What the bot says when it fails: did not understand, cannot help, rejected an input, found nothing.
+BOT_FAILURE = _pattern(
+    r"\b(?:did|do|could|can)(?:n['’]?t| not) (?:quite |really )?(?:get|understand|catch|follow|find)\b",
+    r"\bnot (?:quite )?sure (?:i|what you)\b", r"\b(?:could|can|would) you (?:please )?(?:rephrase|reword|say)\b",
+    r"\brephrase\b", r"\bi['’]?m (?:sorry|afraid),? (?:but )?i\b", r"\b(?:outside|beyond) what i can\b",
+    r"\bi can(?:['’]?t|not) help with\b", r"\bi (?:can only|only) help\b", r"\bno (?:results?|matches|products?)\b",
+    r"\b(?:does|did)(?:n['’]?t| not) (?:look|seem) (?:like )?(?:a |an )?(?:valid|right|correct)\b",
+    r"\b(?:is ?n['’]?t|is not|not) (?:a )?valid\b", r"\binvalid\b", r"\bplease try again\b", r"\btry again\b",
+    r"\bcould(?:n['’]?t| not) (?:find|locate|match|process|verify)\b", r"\bunable to\b",
+    r"\bi don['’]?t (?:have|know)\b", r"\bsomething went wrong\b", r"\bdon['’]?t recogni[sz]e\b",
+    r"\bdid you mean\b", r"\bis it about one of these\b",
+)
+
+# Dissatisfaction with the service, in words that carry no negative valence.
+COMPLAINT = _pattern(
+    rf"\b(?:that|this|it)(?:['’]s| is| was)? {_NOT}? ?(?:not )?what i (?:asked|said|meant|wanted|want|need|ordered)",
+    r"\bnot what i (?:asked|said|meant|wanted|want|need|ordered)\b",
+    r"\bi (?:already|just) (?:told|said|gave|asked|typed|wrote|answered|sent|explained)\b",
+    r"\b(?:told|asked|said) (?:you|that|this)? ?(?:already|before|twice|earlier)\b",
+    rf"\b{_YOU} (?:are|['’]re|r) {_NOT}? ?(?:not )?(?:listening|reading|understanding|helping|getting it)\b",
+    rf"\b{_YOU} (?:do|does|did|can|could)?{_NOT} (?:even )?(?:understand|listen|read|get it|help|answer)\b",
+    r"\b(?:does|did|is|was)(?:n['’]?t| not) (?:really )?(?:help(?:ful|ing)?|answer(?:ing)? my|what i)\b",
+    r"\b(?:you|u) (?:didn['’]?t|did not|never|haven['’]?t) (?:answer|reply|respond|tell)\b",
+    r"\banswer (?:my|the) question\b", r"\b(?:same|that) (?:answer|thing|message|reply|question) again\b",
+    r"\bagain\?+\s*$", r"\bgoing (?:a)?round in circles\b", r"\bin a loop\b", r"\bhow many times\b",
+    r"\bfor the (?:second|third|fourth|2nd|3rd|4th|last) time\b", r"\b(?:second|third|fourth|3rd) time\b",
+    r"\bstill (?:not|no|nothing|waiting|hasn['’]?t|haven['’]?t|didn['’]?t|the same|wrong)\b",
+    r"\bwhy (?:can['’]?t|won['’]?t|don['’]?t|doesn['’]?t|isn['’]?t) (?:you|it|this)\b",
+    r"\b(?:useless|pointless|hopeless|ridiculous|waste of (?:my )?time|not helpful|unhelpful)\b",
+    r"\bthis (?:bot|chat|assistant|thing) (?:is|isn['’]?t|can['’]?t|doesn['’]?t)\b",
+    r"\b(?:you|u) (?:keep|kept) (?:saying|asking|showing|sending|giving)\b",
+    r"\bi (?:keep|kept) (?:saying|asking|telling|typing)\b",
+    r"\bread (?:my|what i)\b", r"\bare you (?:even )?(?:a bot|real|listening|serious|kidding)\b",
+    r"\bwhat\?+\s*$", r"^\W*(?:\?+|\.{3,}|hello\?+|hellooo*\W*)\W*$",
+)
+
+# Correcting the bot: one is normal, several in a row are not.
+CORRECTION = _pattern(
+    r"^\W*(?:no|nope|nah|wrong|not that|not this|incorrect)\b(?![\s,]*(?:thanks|thank you|thx|problem|worries))",
+    r"\bi (?:said|meant|asked for|asked about|wanted|specified|mentioned)\b",
+    r"\b(?:wrong|incorrect) (?:one|order|item|date|day|time|size|colou?r|product|answer|address|number)\b",
+    r"\bthat['’]?s (?:wrong|not right|not correct|incorrect)\b", r"\bnot (?:the )?right\b",
+)
+
+GIVE_UP = _pattern(
+    r"\bforget (?:it|about it|this)\b", r"\bnever ?mind\b", r"\bnvm\b", r"^\W*whatever\W*$", r"\bwhatever,",
+    r"\bi give up\b", r"\bgiving up\b", r"\b(?:i['’]?ll|i will|gonna|going to) (?:just )?(?:call|phone|ring|email|"
+    r"go (?:elsewhere|somewhere else)|shop (?:elsewhere|somewhere else)|buy (?:it )?(?:elsewhere|somewhere else|"
+    r"on amazon)|try (?:elsewhere|somewhere else|another)|do it myself|figure it out)\b",
+    r"\b(?:i['’]?m|im) (?:done|out)\b", r"\bdon['’]?t bother\b", r"\bno point\b", r"\bnot worth it\b",
+    r"\bforget i asked\b", r"^\W*(?:bye|ok bye|fine,? bye)\W*$", r"\bcancel (?:the )?(?:whole )?chat\b",
+)
+
+HUMAN = _pattern(
+    r"\b(?:speak|talk|chat|connect|transfer|put|pass|get|let)(?: me)?(?: through)? (?:to|with)? ?(?:a |an |the |"
+    r"some |your )?(?:real |live |actual |human )?(?:human|person|agent|representative|rep|operator|"
+    r"someone|somebody|staff|manager|supervisor|customer service|support team)\b",
+    r"\b(?:real|live|actual) (?:person|human|agent|people)\b", r"\bhuman (?:being|please|agent)\b",
+    r"^\W*(?:agent|human|operator|representative|person)\W*(?:please|pls|plz)?\W*$",
+    r"\b(?:is there|can i get) (?:a |an )?(?:human|person|someone|anybody|anyone)\b",
+    r"\bcall me\b", r"\bcall ?back\b",
+)
+
+# Negative words aimed at a product, its price or its style: they steer the search.
+_PRODUCT = (r"(?:it|these|those|this|that|they|them|one|ones|colou?rs?|shade|style|design|look|material|fabric|"
+            r"jacket|coat|shoes?|boots?|sneakers?|dress|shirt|top|jeans|pants|trousers|bag|hoodie|sweater|"
+            r"headphones|earbuds|phone|laptop|speaker|watch|lamp|sofa|chair|table|price|prices|brand|pattern|"
+            r"print|fit|cut|heel|sole|strap|case|cover|model|version|item|product|stuff|thing|things|options?|"
+            r"results?|selection|pics?|photos?)")
+CRITICISM = _pattern(
+    r"\b(?:looks?|looking|seems?|feels?) (?:a bit |kinda |kind of |really |so |too |very |pretty )?(?:cheap|tacky|"
+    r"ugly|flimsy|boring|old[- ]fashioned|dated|plain|weird|awful|terrible|bad|hideous|meh|basic|gross|nasty)\b",
+    rf"\b(?:hate|dislike|don['’]?t like|do not like|not a fan of|can['’]?t stand) (?:the |that |this |those |these )?"
+    rf"(?:\w+ )?{_PRODUCT}\b",
+    rf"\b{_PRODUCT} (?:is|are|look|looks|seem|seems)?\s*(?:way |too |a bit |kinda |so |really |very )?(?:ugly|"
+    r"hideous|cheap|tacky|flimsy|boring|pricey|expensive|overpriced|dear|bright|dull|plain|small|big|heavy|short|"
+    r"long|loud|awful|terrible|bad|meh|gross)\b",
+    r"\b(?:too|way too|so|really|bit|very) (?:expensive|pricey|dear|much|costly|ugly|cheap[- ]looking|flashy|"
+    r"bright|boring|plain|big|small|heavy)\b", r"\boverpriced\b", r"\bnot my (?:style|taste|thing|colou?r)\b",
+    r"\b(?:something|anything|show me|got any|any) (?:nicer|better|cheaper|else|prettier|classier|warmer|"
+    r"lighter|smaller|bigger|different)\b", r"\b(?:ugly|hideous|tacky|cheap[- ]looking|flimsy|overpriced)\b",
+    r"\b(?:bad|terrible|awful|poor|mixed) reviews\b", r"\bin (?:blue|black|red|green|white|grey|gray|navy|"
+    r"another colou?r|a different colou?r|other colou?rs?)\b",
+)
+_SERVICE = re.compile(
+    r"\b(?:you|u|bot|chat|service|support|order|orders|refund|delivery|parcel|package|courier|tracking|"
+    r"account|payment|charged|answer|help)\b", re.IGNORECASE)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def is_payload(text: str) -> bool:
+    """A button's payload ("/intent{...}"): the shopper clicked, they did not type."""
+    return text.lstrip().startswith("/")
+
+
+def is_product_criticism(text: str) -> bool:
+    """Negative words about a product, price or style, without words about the service."""
+    return bool(CRITICISM.search(text)) and not _SERVICE.search(text) and not COMPLAINT.search(text)
+
+
+def is_bot_failure(text: str) -> bool:
+    return bool(BOT_FAILURE.search(text or ""))
+
+
+def asks_for_person(text: str) -> bool:
+    return bool(HUMAN.search(text or "")) and not is_payload(text or "")
+
+
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def same_reply(a: str, b: str) -> bool:
+    """Two bot replies that say the same thing: at least 4 words and 80% of their words shared."""
+    ta, tb = _tokens(a), _tokens(b)
+    if min(len(ta), len(tb)) < 4:
+        return False
+    return len(ta & tb) / len(ta | tb) >= 0.8
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One shopper message, with what the bot said since the shopper's previous message.
+
+    ``sentiment``: VADER compound if already known (Rasa's parse data); scored from ``text`` when None.
+    ``embedding``: the message's unit-length sentence embedding, or None (no repeat detection)."""
+
+    text: str
+    bot_before: tuple[str, ...] = ()
+    intent: str | None = None
+    confidence: float | None = None
+    sentiment: float | None = None
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MessageSignals:
+    """The signals of one shopper message, in ``SIGNALS`` order, plus what people read about them."""
+
+    values: tuple[float, ...]
+    lexicon: tuple[str, ...]  # the sentiment lexicon's hits
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(SIGNALS, self.values, strict=True))
+
+
+def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
+    """The signals of every shopper message of one bot episode, in order (each row sees only the messages
+    before it, so row ``i`` is what the policy computes when message ``i`` arrives)."""
+    rows: list[MessageSignals] = []
+    embeddings: list[np.ndarray] = []  # earlier content messages' embeddings
+    bot_said: list[str] = []
+    lengths: list[int] = []
+    mood = 0.0
+    repeats = bot_failures = bot_repeats = complaints = corrections = 0
+    for exchange in exchanges:
+        text = (exchange.text or "").strip()
+        payload = is_payload(text)
+        bot_failed = bot_repeated = 0.0
+        for reply in exchange.bot_before:
+            if is_bot_failure(reply):
+                bot_failed = 1.0
+            if any(same_reply(reply, earlier) for earlier in bot_said):
+                bot_repeated = 1.0
+            bot_said.append(reply)
+        bot_failures += int(bot_failed)
+        bot_repeats += int(bot_repeated)
+        if payload:
+            sentiment, lexicon = 0.0, ()
+        else:
+            scored = score(text)
+            sentiment = scored.compound if exchange.sentiment is None else float(exchange.sentiment)
+            lexicon = scored.lexicon
+        criticism = 0.0 if payload else float(is_product_criticism(text))
+        service = 0.0 if criticism else sentiment
+        mood += MOOD_ALPHA * (service - mood)
+        rephrase = 0.0
+        words = 0 if payload else _words(text)
+        content = not payload and words >= CONTENT_WORDS and exchange.embedding is not None
+        if content:
+            vector = np.asarray(exchange.embedding, dtype=np.float32)
+            if embeddings:
+                rephrase = max(0.0, float(np.max(np.stack(embeddings) @ vector)))
+            embeddings.append(vector)
+        repeated = rephrase >= REPEAT_SIMILARITY
+        repeats += int(repeated)
+        complaint = float(not payload and bool(COMPLAINT.search(text)))
+        correction = float(not payload and bool(CORRECTION.search(text)))
+        complaints += int(complaint)
+        corrections += int(correction)
+        previous = [n for n in lengths if n > 0]
+        ratio = min(3.0, words / (sum(previous) / len(previous))) if previous and words else 1.0
+        shrinking = float(len(lengths) >= 2 and 0 < words < lengths[-1] < lengths[-2])
+        if not payload:
+            lengths.append(words)
+        failed_before = max(bot_failed, bot_repeated)
+        values = (
+            sentiment, max(0.0, -service), mood, float(min(3, len(lexicon))), criticism,
+            rephrase, float(min(4, repeats)),
+            bot_failed, float(min(5, bot_failures)), bot_repeated, float(min(5, bot_repeats)),
+            complaint, float(min(4, complaints)), correction, float(min(4, corrections)),
+            float(not payload and bool(GIVE_UP.search(text))), float(asks_for_person(text)),
+            math.log1p(words), ratio, shrinking,
+            float(repeated) * failed_before, correction * failed_before,
+        )
+        rows.append(MessageSignals(tuple(round(v, 4) for v in values), lexicon))
+    return rows

