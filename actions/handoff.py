@@ -28,6 +28,8 @@ from actions.context import intent_of, requester, user_text
 from bot.clock import utcnow
 from bot.config import get_settings
 from bot.db import migrate, session_scope
+from bot.escalation.decision import Decision, decide, exchanges_from_events, policy_settings
+from bot.escalation.model import ModelError
 from bot.handoff import hours
 from bot.handoff.context import build_packet, transcript_entry
 from bot.handoff.delivery import enqueue
@@ -42,9 +44,7 @@ from bot.handoff.tickets import (
     wait_estimate,
 )
 from bot.sentiment import (
-    Decision,
     EscalationThresholds,
-    evaluate,
     mood_trajectory,
     score,
     segment_from_events,
@@ -134,11 +134,16 @@ def transcript(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def escalation_reason(tracker: Tracker, segment: str | None,
-                      limits: EscalationThresholds) -> tuple[str, str, Decision | None]:
-    """(reason, detail, decision) for the latest message, as the policy decided it. An explicit request
-    wins; a trigger the policy did not see (the action predicted some other way) counts as a request."""
-    decision = evaluate(turns_from_events(tracker.events), segment, limits)
+def escalation_reason(tracker: Tracker, segment: str | None) -> tuple[str, str, Decision | None]:
+    """(reason, detail, decision) for the latest message, as the policy decided it (the same
+    ``bot.escalation.decision`` over the same events and policy file). A hand-over the policy did not decide
+    (the action predicted some other way, or the model file is unreadable) counts as a request."""
+    try:
+        decision = decide(exchanges_from_events(tracker.events), segment,
+                          settings=policy_settings(get_settings().policy_file))
+    except ModelError:
+        log.exception("the escalation model does not load")
+        decision = None
     if decision is not None:
         return decision.reason, decision.detail, decision
     intent = intent_of(tracker)
@@ -185,7 +190,7 @@ def gather_packet(tracker: Tracker, now: datetime) -> tuple[dict[str, Any], str,
     profile = _profile(who.customer_id)
     said = segment_from_events(tracker.events)  # what the policy saw (the gateway's metadata)
     segment = profile.segment if profile else said
-    reason, detail, decision = escalation_reason(tracker, said or segment, limits)
+    reason, detail, decision = escalation_reason(tracker, said or segment)
     moods = mood_trajectory(turns_from_events(tracker.events), limits)
     slots = dict(tracker.slots or {})
     packet = build_packet(
@@ -226,7 +231,9 @@ class ActionEscalate(Action):
         who = requester(tracker)
         try:
             packet, reason, detail, segment, value = gather_packet(tracker, now)
-            points = priority(reason, segment, packet.get("mood"), value)
+            decided = packet.get("decision") or {}
+            points = priority(reason, segment, packet.get("mood"), value, decided.get("score"),
+                              decided.get("threshold"))
             with session_scope() as session:
                 ticket, created = open_ticket(session, conversation_id=tracker.sender_id,
                                               customer_id=who.customer_id, reason=reason, reason_detail=detail,

@@ -1,4 +1,6 @@
-"""Dialogue policy: predicts ``action_escalate`` when ``bot.sentiment.evaluate`` says a person should take over.
+"""Dialogue policy: predicts ``action_escalate`` when ``bot.escalation.decision`` says a person should take over:
+an explicit request, or the escalation model's score at the threshold for the shop's target false-escalation
+rate (the policy file's ``escalation`` section, re-read when it changes; a VIP's bar is lower).
 
 Evaluated right after every shopper message, whatever the bot is doing. Rasa 3.6 mechanics it relies on
 (checked in rasa/core/policies/ensemble.py, rule_policy.py and core/processor.py):
@@ -12,8 +14,10 @@ Evaluated right after every shopper message, whatever the bot is doing. Rasa 3.6
   ran since the latest ``resume`` (or ``restart``); while the conversation is paused Rasa logs the message
   (with its NLU parse and sentiment) but runs no prediction at all.
 - Rasa trains every policy of the config (``is_trainable`` does not matter for policies), so ``train`` only
-  checks the domain and persists a small marker; thresholds are read from ``SHOP_ESCALATION_*`` when the
-  model is loaded, so changing them needs a restart, not a retraining.
+  checks the domain and persists a small marker. The escalation model (``bot/escalation/escalation_model.json``)
+  and the policy file are read when they change: neither needs a retraining or a restart.
+- The signals compare a message with the shopper's earlier ones through the sentence embeddings that the NLU
+  featurizer stores in each message's parse data.
 """
 
 from __future__ import annotations
@@ -33,15 +37,17 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.sentiment import ESCALATE_ACTION, EscalationThresholds, evaluate_events
+from bot.escalation.decision import decide_events
+from bot.escalation.model import ModelError
+from bot.sentiment import ESCALATE_ACTION
 
 logger = logging.getLogger(__name__)
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT], is_trainable=False)
 class EscalationPolicy(Policy):
-    """Hands the conversation to a person: explicit request, negative mood, one very negative message about an
-    order, repeated misunderstandings, VIP with a negative mood (see ``bot.sentiment``)."""
+    """Hands the conversation to a person: an explicit request, or a dissatisfied shopper as the escalation model
+    sees it (repeats, bot failures, complaints, giving up, mood; see ``bot.escalation``)."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -54,11 +60,9 @@ class EscalationPolicy(Policy):
         resource: Resource,
         execution_context: ExecutionContext,
         featurizer: Any | None = None,
-        thresholds: EscalationThresholds | None = None,
     ) -> None:
         super().__init__(config, model_storage, resource, execution_context, featurizer)
         self.action = str(config.get("action", ESCALATE_ACTION))
-        self.thresholds = thresholds or EscalationThresholds.from_env()
         self._warned = False
 
     def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
@@ -83,7 +87,11 @@ class EscalationPolicy(Policy):
                 logger.warning(f"EscalationPolicy: '{self.action}' is not in the domain; not escalating.")
                 self._warned = True
             return self._prediction(probabilities)
-        decision = evaluate_events((event.as_dict() for event in tracker.events), self.thresholds)
+        try:
+            decision = decide_events(event.as_dict() for event in tracker.events)
+        except ModelError as exc:  # a broken model file must not stop the conversation
+            logger.error(f"EscalationPolicy: {exc}")
+            return self._prediction(probabilities)
         if decision is None:
             return self._prediction(probabilities)
         logger.debug(f"EscalationPolicy: {decision.reason} ({decision.detail})")
@@ -92,5 +100,6 @@ class EscalationPolicy(Policy):
             probabilities,
             is_no_user_prediction=True,
             action_metadata={"escalation": {"reason": decision.reason, "detail": decision.detail,
-                                            "mood": decision.mood}},
+                                            "mood": decision.mood, "score": decision.score,
+                                            "signals": list(decision.signals)}},
         )

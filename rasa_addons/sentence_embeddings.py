@@ -122,7 +122,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             self._recent.move_to_end(text)
             vector = self._recent[text]
             self.add_features_to_message(None, vector[np.newaxis, :], TEXT, message)
-            if self._config["embedding_in_parse"]:
+            if self._config.get("embedding_in_parse", True):
                 message.set(EMBEDDING_KEY, encode_embedding(vector), add_to_output=True)
         while len(self._recent) > size:
             self._recent.popitem(last=False)

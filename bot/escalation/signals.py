@@ -170,12 +170,24 @@ def asks_for_person(text: str) -> bool:
     return bool(HUMAN.search(text or "")) and not is_payload(text or "")
 
 
+# Pleasantries a bot says again and again in a conversation that goes well: never "the same answer again".
+CLOSER = _pattern(
+    r"\banything else\b", r"\b(?:can|may) i help (?:you )?with (?:anything|something) else\b",
+    r"\bwhat else can i\b", r"\byou['’]?re (?:very )?welcome\b", r"\b(?:glad|happy) (?:i could|to) help\b",
+    r"\bhave a (?:nice|great|good|lovely) (?:day|evening|one|weekend|trip)\b", r"\b(?:good)?bye\b",
+    r"\bthank(?:s| you) for (?:shopping|contacting|choosing|using|chatting)\b", r"\benjoy\b",
+)
+
+
 def _tokens(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
 
 
 def same_reply(a: str, b: str) -> bool:
-    """Two bot replies that say the same thing: at least 4 words and 80% of their words shared."""
+    """Two bot replies that say the same thing: at least 4 words and 80% of their words shared, and not a
+    pleasantry ("anything else I can help with?")."""
+    if CLOSER.search(a) or CLOSER.search(b):
+        return False
     ta, tb = _tokens(a), _tokens(b)
     if min(len(ta), len(tb)) < 4:
         return False

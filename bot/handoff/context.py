@@ -139,7 +139,8 @@ def build_packet(transcript: Sequence[Mapping[str, Any]], reason: str, decision:
                  orders: Sequence[Any], cart: Any, last_search: Mapping[str, Any] | None,
                  slots: Mapping[str, Any], *, mood_trajectory: Sequence[float] = (), reason_detail: str = "",
                  now: datetime | None = None) -> dict[str, Any]:
-    """The packet (see the module docstring). ``decision`` is a ``bot.sentiment.Decision`` or None;
+    """The packet (see the module docstring). ``decision`` is a ``bot.escalation.decision.Decision`` (or
+    ``bot.sentiment.Decision``) or None; the agent sees its score, threshold and the signals that fired;
     ``profile`` a ``ProfileView`` (or a mapping), ``orders`` ``OrderView``s, ``cart`` a ``CartSummary``."""
     messages = [transcript_entry(m.get("role", "shopper"), m.get("text") or "", None, m.get("intent"),
                                  m.get("confidence"), m.get("sentiment"), m.get("author"))
@@ -149,7 +150,9 @@ def build_packet(transcript: Sequence[Mapping[str, Any]], reason: str, decision:
     decided = None
     if decision is not None:
         decided = {"reason": decision.reason, "detail": decision.detail, "mood": _num(decision.mood),
-                   "turn_index": decision.turn_index}
+                   "turn_index": decision.turn_index, "score": _num(getattr(decision, "score", None)),
+                   "threshold": _num(getattr(decision, "threshold", None)),
+                   "signals": [str(s) for s in getattr(decision, "signals", ())]}
     mood = trajectory[-1] if trajectory else (decided["mood"] if decided else None)
     detail = reason_detail or (decided["detail"] if decided else "")
     customer = _customer(profile)

@@ -12,12 +12,19 @@ import math
 from datetime import datetime
 
 REASON_POINTS = {
-    "very_negative_message": 40,  # one furious message about an order: the most urgent
-    "vip_negative_mood": 35,
+    # the escalation model's reasons (bot.escalation.decision)
+    "gave_up": 35,  # about to leave: pick them up before they do
+    "service_complaint": 30,  # says the bot is not helping
     "negative_mood": 30,
+    "repeated_request": 25,  # asked the same thing again and again
     "explicit_request": 20,
-    "repeated_fallback": 15,  # the bot keeps misunderstanding: annoying, rarely urgent
+    "bot_not_understanding": 20,  # the bot keeps failing: annoying, rarely urgent
+    # the sentiment-only policy's reasons (tickets opened before the model)
+    "very_negative_message": 40,
+    "vip_negative_mood": 35,
+    "repeated_fallback": 15,
 }
+SCORE_POINTS = 10  # how sure the escalation model is: up to 10 points for a score of 1.0 past its threshold
 SEGMENT_POINTS = {
     "vip": 30, "champions": 20, "big_spender": 15, "loyal": 10, "at_risk": 10, "new": 5,
     "regular": 0, "hibernating": 0, "prospect": 0,
@@ -26,9 +33,14 @@ MOOD_POINTS = 25  # at mood -1.0; nothing for a neutral or positive mood
 VALUE_POINTS = 15  # cap for lifetime value: 5 points per order of magnitude ($9: 5, $99: 10, $999: 15)
 
 
-def priority(reason: str, segment: str | None, mood: float | None, lifetime_value: float | None) -> int:
-    """Priority points of a new ticket (15 to 110 with the tables above)."""
+def priority(reason: str, segment: str | None, mood: float | None, lifetime_value: float | None,
+             score: float | None = None, threshold: float | None = None) -> int:
+    """Priority points of a new ticket (15 to 120 with the tables above). ``score`` and ``threshold``: the
+    escalation model's, when it decided; how far the score went past the threshold adds up to 10 points."""
     points = REASON_POINTS.get(reason, REASON_POINTS["explicit_request"])
+    if score is not None and threshold is not None and math.isfinite(score) and math.isfinite(threshold) \
+            and threshold < 1.0 and score > threshold:
+        points += round(SCORE_POINTS * min(1.0, (score - threshold) / (1.0 - threshold)))
     points += SEGMENT_POINTS.get(segment or "", 0)
     if mood is not None and math.isfinite(mood) and mood < 0:
         points += round(min(1.0, -mood) * MOOD_POINTS)

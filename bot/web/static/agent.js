@@ -12,7 +12,11 @@
     negative_mood: "Negative mood",
     very_negative_message: "Very negative message",
     repeated_fallback: "Bot kept misunderstanding",
-    vip_negative_mood: "VIP, negative mood"
+    vip_negative_mood: "VIP, negative mood",
+    gave_up: "Giving up",
+    service_complaint: "Says the bot is not helping",
+    repeated_request: "Asked the same thing again",
+    bot_not_understanding: "Bot kept failing"
   };
 
   var me = null;            // {id, username, role, name}
@@ -404,6 +408,9 @@
     body.appendChild(section("Why", facts([
       ["Reason", reasonLabel(ctx.reason || current.reason)],
       ["Detail", ctx.reason_detail || current.reason_detail],
+      ["Signals", ctx.decision && ctx.decision.signals && ctx.decision.signals.length ?
+        ctx.decision.signals.join(", ").replace(/_/g, " ") + (typeof ctx.decision.score === "number" ?
+          " (score " + ctx.decision.score.toFixed(2) + ", threshold " + Number(ctx.decision.threshold).toFixed(2) + ")" : "") : ""],
       ["Summary", ctx.summary]
     ]), "why"));
 
