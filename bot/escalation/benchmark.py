@@ -191,7 +191,7 @@ def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: P
     scored = score_dialogues(dialogues, model, embeddings, parses, settings)
     outcomes = []
     for item in scored:
-        threshold = model.threshold(settings.rate_for(item.dialogue.segment))
+        threshold = settings.threshold(model, item.dialogue.segment)
         outcomes.append(replay_scored(item, threshold))
     timing["score_s"] = round(time.perf_counter() - step, 1)
     at = {**summarise(outcomes), "target_rate": settings.false_escalation_rate,
@@ -202,8 +202,7 @@ def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: P
     name = ", ".join(p.name for p in paths)
     common = {"benchmark": "escalation", "dataset": name, "nlu": nlu}
     rows = [{**common, "policy": "model", **at, "message_cost": message_cost(scored, embeddings, parses, model,
-                                                                              settings),
-             "pr_auc": round(_area(curve), 4)},
+                                                                              settings)},
             {**common, "policy": "sentiment_only", **old}]
     if chart is not None:
         rows[0]["chart"] = str(draw_chart(curve, at, old, chart, f"escalation on {name} ({len(dialogues)} "
@@ -211,13 +210,3 @@ def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: P
     timing["total_s"] = round(time.perf_counter() - started, 1)
     rows[0]["timing"] = timing
     return rows
-
-
-def _area(curve: Sequence[dict[str, float]]) -> float:
-    """Area under the precision-recall curve (step interpolation, recall ascending)."""
-    points = sorted((p["recall"], p["precision"]) for p in curve)
-    area, last_recall = 0.0, 0.0
-    for recall, precision in points:
-        area += (recall - last_recall) * precision
-        last_recall = recall
-    return area

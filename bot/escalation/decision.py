@@ -4,8 +4,9 @@
   escalates at once.
 - Otherwise the model (``bot.escalation.model``) scores the message's signals (``bot.escalation.signals``)
   and escalates when the score reaches the threshold for the shop's target false-escalation rate: the
-  ``escalation`` section of the shop-policy file, ``false_escalation_rate`` (default 5%) and, for the
-  segments in ``vip_segments``, the lower bar of ``vip_false_escalation_rate`` (default 10%).
+  ``escalation`` section of the shop-policy file, ``false_escalation_rate`` (default 5%): the threshold
+  with the best recall on the dev dialogues within that rate. For the segments in ``vip_segments`` the bar
+  is lower: the most eager threshold within ``vip_false_escalation_rate`` (default 10%).
 - The reason is the strongest group of signals (``REASONS``); the detail names every signal that pushed
   towards escalating, with the score and the threshold, for the agent.
 
@@ -76,9 +77,17 @@ class EscalationSettings:
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 0.5:
                 raise EscalationSettingsError(f"escalation.{name} must be a number from 0 to 0.5, got {value!r}")
 
+    def is_vip(self, segment: str | None) -> bool:
+        return (segment or "").lower() in self.vip_segments
+
     def rate_for(self, segment: str | None) -> float:
-        return self.vip_false_escalation_rate if (segment or "").lower() in self.vip_segments \
-            else self.false_escalation_rate
+        return self.vip_false_escalation_rate if self.is_vip(segment) else self.false_escalation_rate
+
+    def threshold(self, model: EscalationModel, segment: str | None) -> float:
+        """Regular shoppers: the model's best threshold within the shop's rate; VIPs: the most eager one
+        within theirs (handed over as soon as their budget allows)."""
+        vip = self.is_vip(segment)
+        return model.threshold(self.rate_for(segment), eager=vip)
 
     @classmethod
     def from_section(cls, section: Any) -> EscalationSettings:
@@ -160,7 +169,7 @@ def decide(exchanges: Sequence[Exchange], segment: str | None = None, model: Esc
         return Decision("explicit_request", why, 1.0, 0.0, ("human",), values["mood"], len(exchanges) - 1)
     model = model or default_model()
     rate = settings.rate_for(segment)
-    threshold = model.threshold(rate)
+    threshold = settings.threshold(model, segment)
     value = model.score(row.values)
     if value < threshold:
         return None
@@ -168,7 +177,7 @@ def decide(exchanges: Sequence[Exchange], segment: str | None = None, model: Esc
     pushing = [(s, c) for s, c in contributions if c > 0.25]
     fired = tuple(s for s, _ in pushing)
     words = ", ".join(SIGNAL_WORDS.get(s, s) for s in fired[:4]) or "several small signals"
-    vip = f" ({segment} customer: {rate:.0%} bar)" if rate != settings.false_escalation_rate else ""
+    vip = f" ({segment} customer: {rate:.0%} bar, sooner)" if settings.is_vip(segment) else ""
     detail = f"{words}; score {value:.2f} >= {threshold:.2f}{vip}"
     return Decision(_reason(contributions), detail, round(value, 4), round(threshold, 4), fired, values["mood"],
                     len(exchanges) - 1)

@@ -2,10 +2,14 @@
 false-escalation rate.
 
 Stored as JSON (``escalation_model.json`` beside this module; ``python -m bot escalation train`` writes it):
-the signal names, their standardisation, the coefficients, and the **calibration**: the highest score that
-each satisfied calibration dialogue reached at any message. The share of those maxima at or above a
-threshold is the false-escalation rate the threshold gives (on the calibration dialogues), so a target rate
-maps to a threshold without retraining (:meth:`EscalationModel.threshold`).
+the signal names, their standardisation, the coefficients, and the **calibration**: the dev dialogues
+replayed at a few hundred thresholds, each with the false-escalation rate (satisfied dialogues it would have
+handed over), the recall (dissatisfied dialogues it escalates at a labelled message, not before) and the
+precision it gives. A target rate then maps to a threshold without retraining (:meth:`EscalationModel.threshold`):
+
+- by default the threshold with the best recall among those within the rate (ties: the higher threshold).
+  Escalating too early counts against recall, so this is rarely the lowest threshold the rate allows;
+- ``eager``: the lowest threshold within the rate, for shoppers who should be handed over sooner (VIPs).
 
 Scoring is NumPy-free arithmetic over a few dozen numbers: the Rasa policy runs it on every message.
 """
@@ -21,12 +25,20 @@ from typing import Any
 
 from bot.escalation.signals import SIGNALS
 
-FORMAT = 1
+FORMAT = 2
 DEFAULT_PATH = Path(__file__).resolve().parent / "escalation_model.json"
 
 
 class ModelError(ValueError):
     """The model file is missing, malformed, or was made for other signals."""
+
+
+@dataclass(frozen=True, order=True)
+class CalibrationPoint:
+    threshold: float
+    false_escalation_rate: float
+    recall: float
+    precision: float
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ class EscalationModel:
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
-    calibration: tuple[float, ...]  # per satisfied calibration dialogue: its highest score, sorted descending
+    calibration: tuple[CalibrationPoint, ...]  # the dev dialogues at each threshold, thresholds ascending
     info: Mapping[str, Any] = field(default_factory=dict)  # how it was trained (data, sizes, scores)
 
     def __post_init__(self) -> None:
@@ -50,7 +62,7 @@ class EscalationModel:
             raise ModelError(f"the model was trained on other signals (missing {missing}, unknown {extra}); "
                              "retrain it: python -m bot escalation train")
         if not self.calibration:
-            raise ModelError("the model has no calibration dialogues")
+            raise ModelError("the model has no calibration points")
 
     def _terms(self, values: Sequence[float]) -> list[float]:
         return [c * (v - m) / s for v, m, s, c in zip(values, self.mean, self.scale, self.coef, strict=True)]
@@ -65,26 +77,29 @@ class EscalationModel:
         pairs = list(zip(self.signals, self._terms(values), strict=True))
         return sorted(pairs, key=lambda pair: -pair[1])
 
-    def threshold(self, rate: float) -> float:
-        """The lowest threshold whose false-escalation rate on the calibration dialogues is at most ``rate``:
-        halfway between the highest maximum that must stay below it and the next one up."""
+    def threshold(self, rate: float, eager: bool = False) -> float:
+        """The threshold for a target false-escalation rate (see the module docstring). Above every score
+        (never escalates) when no calibrated threshold stays within ``rate``."""
         if not 0.0 <= rate <= 1.0 or math.isnan(rate):
             raise ValueError(f"a false-escalation rate is between 0 and 1, got {rate!r}")
-        maxima = self.calibration
-        allowed = math.floor(rate * len(maxima) + 1e-9)
-        if allowed >= len(maxima):
-            return 0.0
-        below = maxima[allowed]
-        above = maxima[allowed - 1] if allowed > 0 else 1.0
-        return (below + above) / 2.0
+        within = [p for p in self.calibration if p.false_escalation_rate <= rate + 1e-9]
+        if not within:
+            return 1.0
+        if eager:
+            return min(p.threshold for p in within)
+        return max(within, key=lambda p: (p.recall, p.threshold)).threshold
 
     def false_escalation_rate(self, threshold: float) -> float:
-        """The share of calibration dialogues that this threshold would have escalated."""
-        return sum(m >= threshold for m in self.calibration) / len(self.calibration)
+        """The false-escalation rate on the calibration dialogues at the nearest calibrated threshold at or
+        below ``threshold``."""
+        below = [p for p in self.calibration if p.threshold <= threshold]
+        return below[-1].false_escalation_rate if below else self.calibration[0].false_escalation_rate
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "signals": list(self.signals), "mean": list(self.mean), "scale": list(self.scale),
-                "coef": list(self.coef), "intercept": self.intercept, "calibration": list(self.calibration),
+                "coef": list(self.coef), "intercept": self.intercept,
+                "calibration": [[p.threshold, p.false_escalation_rate, p.recall, p.precision]
+                                for p in self.calibration],
                 "info": dict(self.info)}
 
     @classmethod
@@ -103,7 +118,7 @@ class EscalationModel:
                 raise ValueError("a scale is not positive")
             return cls(signals=tuple(str(s) for s in data["signals"]), mean=floats("mean"), scale=scale,
                        coef=floats("coef"), intercept=float(data["intercept"]),
-                       calibration=tuple(sorted(floats("calibration"), reverse=True)),
+                       calibration=tuple(sorted(_point(point) for point in data["calibration"])),
                        info=dict(data.get("info") or {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{source}: {exc}") from exc
@@ -124,6 +139,13 @@ class EscalationModel:
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelError(f"{path}: {exc}") from exc
         return cls.from_json(data, str(path))
+
+
+def _point(raw: Any) -> CalibrationPoint:
+    values = [float(v) for v in raw]
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"a calibration point is [threshold, false_escalation_rate, recall, precision], got {raw!r}")
+    return CalibrationPoint(*values)
 
 
 _LOADED: dict[Path, tuple[float, EscalationModel]] = {}

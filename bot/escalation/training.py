@@ -5,8 +5,9 @@
    the NLU's encoder (all-MiniLM-L6-v2), so serving, where Rasa's featurizer computes them, sees the same
    numbers.
 2. A logistic regression (scikit-learn, standardised signals, classes balanced) is fitted on the rows.
-3. Calibration: every satisfied dev dialogue is replayed and its highest score kept. A target
-   false-escalation rate then maps to a threshold (``EscalationModel.threshold``).
+3. Calibration: the dev dialogues are replayed at a few hundred thresholds (every satisfied dialogue's
+   highest score, and quantiles of all scores), each with its false-escalation rate, recall and precision. A
+   target false-escalation rate then maps to a threshold (``EscalationModel.threshold``).
 
 The model is small JSON (``bot/escalation/escalation_model.json``) that the Rasa policy and the action
 server read; the test split is never used here.
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bot.escalation.dialogues import Dialogue, load_split
-from bot.escalation.model import DEFAULT_PATH, EscalationModel
+from bot.escalation.model import DEFAULT_PATH, CalibrationPoint, EscalationModel
 from bot.escalation.signals import CONTENT_WORDS, SIGNALS, Exchange, is_payload, signal_rows
 
 logger = logging.getLogger(__name__)
@@ -93,9 +94,38 @@ def _training_set(dialogues: Sequence[Dialogue], rows: Sequence[np.ndarray]) -> 
     return np.vstack(xs), np.array(ys)
 
 
+def calibration_points(dialogues: Sequence[Dialogue], scores: Sequence[Sequence[float]],
+                       quantiles: int = 300) -> tuple[CalibrationPoint, ...]:
+    """The dialogues replayed at each candidate threshold: the first message scoring at or above it
+    escalates. Recall counts dissatisfied dialogues escalated at a labelled message (not before)."""
+    positives = sum(d.first_label is not None for d in dialogues)
+    negatives = len(dialogues) - positives
+    if not positives or not negatives:
+        raise ValueError("calibration needs dialogues with and without an 'escalate' label")
+    everything = np.array([v for row in scores for v in row] or [0.0])
+    candidates = {round(max(row), 6) for d, row in zip(dialogues, scores, strict=True) if d.first_label is None
+                  and len(row)}
+    candidates |= set(np.quantile(everything, np.linspace(0.0, 1.0, quantiles)).round(6).tolist())
+    points = []
+    for threshold in sorted(candidates):
+        hits = fired = false = 0
+        for dialogue, row in zip(dialogues, scores, strict=True):
+            at = next((i for i, v in enumerate(row) if v >= threshold), None)
+            if at is None:
+                continue
+            fired += 1
+            if dialogue.first_label is None:
+                false += 1
+            elif dialogue.user_turns[at].label == "escalate":
+                hits += 1
+        points.append(CalibrationPoint(threshold, round(false / negatives, 6), round(hits / positives, 6),
+                                       round(hits / fired, 6) if fired else 1.0))
+    return tuple(points)
+
+
 def fit(train: Sequence[Dialogue], train_rows: Sequence[np.ndarray], dev: Sequence[Dialogue],
         dev_rows: Sequence[np.ndarray], c: float = C, info: Mapping[str, Any] | None = None) -> EscalationModel:
-    """Logistic regression on the train rows, calibrated on the satisfied dev dialogues."""
+    """Logistic regression on the train rows, calibrated on the dev dialogues."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -108,16 +138,13 @@ def fit(train: Sequence[Dialogue], train_rows: Sequence[np.ndarray], dev: Sequen
     classifier.fit((x - scaler.mean_) / scale, y)
     draft = EscalationModel(SIGNALS, tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scale),
                             tuple(float(v) for v in classifier.coef_[0]), float(classifier.intercept_[0]),
-                            calibration=(1.0,))
-    maxima = [max(draft.score(row) for row in matrix) for d, matrix in zip(dev, dev_rows, strict=True)
-              if d.first_label is None and len(matrix)]
-    if not maxima:
-        raise ValueError("the dev dialogues need satisfied ones (no 'escalate' label) to calibrate on")
-    return EscalationModel(draft.signals, draft.mean, draft.scale, draft.coef, draft.intercept,
-                           tuple(sorted((round(m, 6) for m in maxima), reverse=True)),
+                            calibration=(CalibrationPoint(1.0, 0.0, 0.0, 1.0),))
+    points = calibration_points(dev, [[draft.score(row) for row in matrix] for matrix in dev_rows])
+    return EscalationModel(draft.signals, draft.mean, draft.scale, draft.coef, draft.intercept, points,
                            {"c": c, "train_dialogues": len(train), "train_messages": len(y),
                             "train_escalate_messages": int(y.sum()), "dev_dialogues": len(dev),
-                            "calibration_dialogues": len(maxima), **(info or {})})
+                            "dev_satisfied_dialogues": sum(d.first_label is None for d in dev),
+                            **(info or {})})
 
 
 def train(root: Path | None = None, out: Path | None = None, c: float = C,
@@ -131,7 +158,11 @@ def train(root: Path | None = None, out: Path | None = None, c: float = C,
                 {"trained": time.strftime("%Y-%m-%d")})
     path = out or DEFAULT_PATH
     model.save(path)
-    report = {"model": str(path), **dict(model.info), "threshold_at_5pct": round(model.threshold(0.05), 4),
+    at = model.threshold(0.05)
+    point = next(p for p in model.calibration if p.threshold == at)
+    report = {"model": str(path), **dict(model.info), "threshold_at_5pct": round(at, 4),
+              "dev_at_5pct": {"false_escalation_rate": point.false_escalation_rate, "recall": point.recall,
+                              "precision": point.precision},
               "seconds": round(time.perf_counter() - started, 1),
               "coefficients": {s: round(c, 3) for s, c in zip(model.signals, model.coef, strict=True)}}
     return model, report
