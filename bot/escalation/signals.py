@@ -21,8 +21,9 @@ episode and what the bot said in between:
 - ``words``, ``length_ratio``, ``shrinking``: message length, against the shopper's earlier messages, and
   whether it shrank twice in a row.
 - ``human``: an explicit request for a person (the policy escalates on it at once; it is a signal too).
-- Interactions that a linear model cannot form itself: a repeat right after a bot failure, a correction
-  after one.
+- Interactions and steps that a linear model cannot form itself: a repeat right after a bot failure, a
+  correction after one; ``loop``: the shopper has asked the same thing three times (two repeats);
+  ``stuck``: the bot has failed or repeated itself twice.
 
 Pure Python and NumPy, importable by the Rasa server (Python 3.10) and the action server.
 """
@@ -48,7 +49,7 @@ SIGNALS: tuple[str, ...] = (
     "bot_failed", "bot_failures", "bot_repeated", "bot_repeats",
     "complaint", "complaints", "correction", "corrections", "give_up", "human",
     "words", "length_ratio", "shrinking",
-    "repeat_after_failure", "correction_after_failure",
+    "repeat_after_failure", "correction_after_failure", "loop", "stuck",
 )
 
 
@@ -56,70 +57,90 @@ def _pattern(*alternatives: str) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{a})" for a in alternatives), re.IGNORECASE)
 
 
-_NOT = r"(?:n['’]?t|not)"
-_YOU = r"(?:you|u|ya|the bot|this bot|this thing|it)"
+_NEG = r"(?:['’]s not| is not| isn['’]?t| was not| wasn['’]?t| ain['’]?t|s not)"  # "that's not", "it isn't"
+_TARGET = (r"(?:a |an |the |some |your )?(?:real |live |actual |human )?(?:human|person|agent|representative|rep|"
+           r"operator|someone|somebody|staff|manager|supervisor|customer service|support team|support)\b")
 
 # What the bot says when it fails: did not understand, cannot help, rejected an input, found nothing.
 BOT_FAILURE = _pattern(
     r"\b(?:did|do|could|can)(?:n['’]?t| not) (?:quite |really )?(?:get|understand|catch|follow|find)\b",
     r"\bnot (?:quite )?sure (?:i|what you)\b", r"\b(?:could|can|would) you (?:please )?(?:rephrase|reword|say)\b",
-    r"\brephrase\b", r"\bi['’]?m (?:sorry|afraid),? (?:but )?i\b", r"\b(?:outside|beyond) what i can\b",
+    r"\brephrase\b", r"\bi['’]?m (?:sorry|afraid),? (?:but )?i (?:can['’]?t|cannot|couldn['’]?t|don['’]?t|didn['’]?t|"
+    r"wasn['’]?t|am not)\b", r"\b(?:outside|beyond) what i can\b",
     r"\bi can(?:['’]?t|not) help with\b", r"\bi (?:can only|only) help\b", r"\bno (?:results?|matches|products?)\b",
-    r"\b(?:does|did)(?:n['’]?t| not) (?:look|seem) (?:like )?(?:a |an )?(?:valid|right|correct)\b",
+    r"\b(?:i['’]?m|i am) (?:not able|unable) to\b", r"\bunable to\b",
+    r"\b(?:does|did)(?:n['’]?t| not) (?:look|seem) (?:like |to be )?(?:a |an )?(?:valid|right|correct)\b",
+    r"\b(?:does|did)(?:n['’]?t| not) (?:look|seem) (?:like|to be) (?:a |an )?(?:real )?(?:order|e-?mail|phone|"
+    r"post ?code|zip|number|date|address|code|card|name|tracking)\b",
     r"\b(?:is ?n['’]?t|is not|not) (?:a )?valid\b", r"\binvalid\b", r"\bplease try again\b", r"\btry again\b",
-    r"\bcould(?:n['’]?t| not) (?:find|locate|match|process|verify)\b", r"\bunable to\b",
+    r"\bcould(?:n['’]?t| not) (?:find|locate|match|process|verify)\b",
     r"\bi don['’]?t (?:have|know)\b", r"\bsomething went wrong\b", r"\bdon['’]?t recogni[sz]e\b",
     r"\bdid you mean\b", r"\bis it about one of these\b",
 )
 
 # Dissatisfaction with the service, in words that carry no negative valence.
 COMPLAINT = _pattern(
-    rf"\b(?:that|this|it)(?:['’]s| is| was)? {_NOT}? ?(?:not )?what i (?:asked|said|meant|wanted|want|need|ordered)",
+    rf"\b(?:that|this|it){_NEG} what i (?:asked|said|meant|wanted|want|need|ordered)",
     r"\bnot what i (?:asked|said|meant|wanted|want|need|ordered)\b",
     r"\bi (?:already|just) (?:told|said|gave|asked|typed|wrote|answered|sent|explained)\b",
+    r"\bi(?:['’]ve| have)? (?:already )?(?:told|said|asked|explained|written)(?: (?:you|u|this|that|it))? "
+    r"(?:\w+ )?(?:times|twice|already|before|earlier)\b",
     r"\b(?:told|asked|said) (?:you|that|this)? ?(?:already|before|twice|earlier)\b",
-    rf"\b{_YOU} (?:are|['’]re|r) {_NOT}? ?(?:not )?(?:listening|reading|understanding|helping|getting it)\b",
-    rf"\b{_YOU} (?:do|does|did|can|could)?{_NOT} (?:even )?(?:understand|listen|read|get it|help|answer)\b",
+    r"\b(?:you|u|ya)(?:['’]re| are| r|re) (?:not|n['’]?t) (?:even )?(?:listening|reading|understanding|helping|"
+    r"getting it)\b",
+    r"\b(?:you|u) aren['’]?t (?:even )?(?:listening|reading|understanding|helping|getting it)\b",
+    r"\b(?:you|u|ya|the bot|this bot|this thing|it) (?:do|does|did|can|could)?(?:n['’]?t|not) (?:even )?"
+    r"(?:understand|listen|read|get it|help|answer)\b",
     r"\b(?:does|did|is|was)(?:n['’]?t| not) (?:really )?(?:help(?:ful|ing)?|answer(?:ing)? my|what i)\b",
     r"\b(?:you|u) (?:didn['’]?t|did not|never|haven['’]?t) (?:answer|reply|respond|tell)\b",
     r"\banswer (?:my|the) question\b", r"\b(?:same|that) (?:answer|thing|message|reply|question) again\b",
-    r"\bagain\?+\s*$", r"\bgoing (?:a)?round in circles\b", r"\bin a loop\b", r"\bhow many times\b",
+    r"\bgoing (?:a)?round in circles\b", r"\bin a loop\b", r"\bhow many times\b",
     r"\bfor the (?:second|third|fourth|2nd|3rd|4th|last) time\b", r"\b(?:second|third|fourth|3rd) time\b",
     r"\bstill (?:not|no|nothing|waiting|hasn['’]?t|haven['’]?t|didn['’]?t|the same|wrong)\b",
     r"\bwhy (?:can['’]?t|won['’]?t|don['’]?t|doesn['’]?t|isn['’]?t) (?:you|it|this)\b",
     r"\b(?:useless|pointless|hopeless|ridiculous|waste of (?:my )?time|not helpful|unhelpful)\b",
-    r"\bthis (?:bot|chat|assistant|thing) (?:is|isn['’]?t|can['’]?t|doesn['’]?t)\b",
+    r"\bthis (?:bot|chat|assistant|thing) (?:is ?n['’]?t|is not|can['’]?t|cannot|does ?n['’]?t|does not|"
+    r"is (?:useless|pointless|a joke|broken|stupid|rubbish|terrible|hopeless|crap))\b",
     r"\b(?:you|u) (?:keep|kept) (?:saying|asking|showing|sending|giving)\b",
     r"\bi (?:keep|kept) (?:saying|asking|telling|typing)\b",
     r"\bread (?:my|what i)\b", r"\bare you (?:even )?(?:a bot|real|listening|serious|kidding)\b",
     r"\bwhat\?+\s*$", r"^\W*(?:\?+|\.{3,}|hello\?+|hellooo*\W*)\W*$",
 )
 
-# Correcting the bot: one is normal, several in a row are not.
+# Correcting the bot: one is normal, several in a row are not. "No, that's all" / "no thanks" are not.
+_DECLINE = (r"(?![\s,.!]*(?:thanks|thank you|thx|ty\b|problem|worries|that['’]?s (?:all|it|everything|fine|ok)|"
+            r"i['’]?m (?:good|fine|ok|okay|all set|sorted)|im (?:good|fine|ok)|all good|not (?:right )?now|"
+            r"need|more|that['’]?ll be all|i don['’]?t|it['’]?s fine|just|i think|sorry))")
 CORRECTION = _pattern(
-    r"^\W*(?:no|nope|nah|wrong|not that|not this|incorrect)\b(?![\s,]*(?:thanks|thank you|thx|problem|worries))",
-    r"\bi (?:said|meant|asked for|asked about|wanted|specified|mentioned)\b",
+    rf"^\W*(?:no|nope|nah|wrong|not that|not this|incorrect)\b{_DECLINE}",
+    r"\bi (?:said|meant|asked for|specified|mentioned)\b",
     r"\b(?:wrong|incorrect) (?:one|order|item|date|day|time|size|colou?r|product|answer|address|number)\b",
-    r"\bthat['’]?s (?:wrong|not right|not correct|incorrect)\b", r"\bnot (?:the )?right\b",
+    r"\bthat['’]?s (?:wrong|not right|not correct|incorrect)\b",
+    r"\bnot the right (?:one|size|colou?r|item|order|address|product|thing|answer)\b",
 )
 
 GIVE_UP = _pattern(
-    r"\bforget (?:it|about it|this)\b", r"\bnever ?mind\b", r"\bnvm\b", r"^\W*whatever\W*$", r"\bwhatever,",
-    r"\bi give up\b", r"\bgiving up\b", r"\b(?:i['’]?ll|i will|gonna|going to) (?:just )?(?:call|phone|ring|email|"
-    r"go (?:elsewhere|somewhere else)|shop (?:elsewhere|somewhere else)|buy (?:it )?(?:elsewhere|somewhere else|"
-    r"on amazon)|try (?:elsewhere|somewhere else|another)|do it myself|figure it out)\b",
-    r"\b(?:i['’]?m|im) (?:done|out)\b", r"\bdon['’]?t bother\b", r"\bno point\b", r"\bnot worth it\b",
-    r"\bforget i asked\b", r"^\W*(?:bye|ok bye|fine,? bye)\W*$", r"\bcancel (?:the )?(?:whole )?chat\b",
+    r"(?<!don['’]t )(?<!dont )(?<!not )\bforget (?:it|about it|this)\b(?!['’]s)", r"\bnever ?mind\b", r"\bnvm\b",
+    r"^\W*whatever\W*$", r"\bwhatever,", r"\bi give up\b", r"\bgiving up\b",
+    r"\b(?:i['’]?ll|i will|gonna|going to) (?:just )?(?:call|phone|ring|email)(?: (?:you|u|customer service|"
+    r"support|the (?:shop|store|company|helpline|bank|hotline)|them))?(?: (?:instead|then|myself))?\W*$",
+    r"\b(?:i['’]?ll|i will|gonna|going to) (?:just )?(?:go (?:elsewhere|somewhere else)|shop (?:elsewhere|"
+    r"somewhere else)|buy (?:it )?(?:elsewhere|somewhere else|on amazon)|get it (?:elsewhere|on amazon)|"
+    r"try (?:elsewhere|somewhere else|another (?:shop|store|site))|do it myself|figure it out myself)\b",
+    r"\b(?:i['’]?m|im) (?:done|out)(?: (?:with (?:this|you|it)|of here))?\W*$", r"\bdon['’]?t bother\b",
+    r"\bno point\b", r"\bnot worth it\b", r"\bforget i asked\b", r"^\W*(?:bye|ok bye|fine,? bye)\W*$",
+    r"\bcancel (?:the )?(?:whole )?chat\b",
 )
 
 HUMAN = _pattern(
-    r"\b(?:speak|talk|chat|connect|transfer|put|pass|get|let)(?: me)?(?: through)? (?:to|with)? ?(?:a |an |the |"
-    r"some |your )?(?:real |live |actual |human )?(?:human|person|agent|representative|rep|operator|"
-    r"someone|somebody|staff|manager|supervisor|customer service|support team)\b",
+    rf"\b(?:speak|talk|chat)(?:ing)? (?:to|with) {_TARGET}",
+    rf"\b(?:connect|transfer|put|pass|send|get)(?: me)?(?: through)? (?:to|with) {_TARGET}",
+    r"\b(?:get|give|find) me (?:a |an |some )?(?:real |live |actual |human )?(?:human|person|agent|"
+    r"representative|rep|operator|someone|somebody|manager|supervisor)\b",
     r"\b(?:real|live|actual) (?:person|human|agent|people)\b", r"\bhuman (?:being|please|agent)\b",
     r"^\W*(?:agent|human|operator|representative|person)\W*(?:please|pls|plz)?\W*$",
-    r"\b(?:is there|can i get) (?:a |an )?(?:human|person|someone|anybody|anyone)\b",
-    r"\bcall me\b", r"\bcall ?back\b",
+    r"\b(?:is there|can i get) (?:a |an )?(?:human|person|anybody|anyone)\b(?! (?:else|who bought))",
+    r"\bcall me back\b", r"\bcallback\b",
 )
 
 # Negative words aimed at a product, its price or its style: they steer the search.
@@ -136,8 +157,9 @@ CRITICISM = _pattern(
     rf"\b{_PRODUCT} (?:is|are|look|looks|seem|seems)?\s*(?:way |too |a bit |kinda |so |really |very )?(?:ugly|"
     r"hideous|cheap|tacky|flimsy|boring|pricey|expensive|overpriced|dear|bright|dull|plain|small|big|heavy|short|"
     r"long|loud|awful|terrible|bad|meh|gross)\b",
-    r"\b(?:too|way too|so|really|bit|very) (?:expensive|pricey|dear|much|costly|ugly|cheap[- ]looking|flashy|"
-    r"bright|boring|plain|big|small|heavy)\b", r"\boverpriced\b", r"\bnot my (?:style|taste|thing|colou?r)\b",
+    r"\b(?:too|way too|so|really|bit|very) (?:expensive|pricey|dear|much|costly|ugly|cheap[- ]looking|"
+    r"flashy|high|steep|bright|boring|plain|big|small|heavy)\b", r"\boverpriced\b",
+    r"\bnot my (?:style|taste|thing|colou?r)\b",
     r"\b(?:something|anything|show me|got any|any) (?:nicer|better|cheaper|else|prettier|classier|warmer|"
     r"lighter|smaller|bigger|different)\b", r"\b(?:ugly|hideous|tacky|cheap[- ]looking|flimsy|overpriced)\b",
     r"\b(?:bad|terrible|awful|poor|mixed) reviews\b", r"\bin (?:blue|black|red|green|white|grey|gray|navy|"
@@ -278,6 +300,7 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
             float(not payload and bool(GIVE_UP.search(text))), float(asks_for_person(text)),
             math.log1p(words), ratio, shrinking,
             float(repeated) * failed_before, correction * failed_before,
+            float(repeats >= 2), float(bot_failures + bot_repeats >= 2),
         )
         rows.append(MessageSignals(tuple(round(v, 4) for v in values), lexicon))
     return rows
