@@ -1,7 +1,8 @@
 """Runs in the Rasa venv (``.venv-rasa/bin/python tests/escalation_policy_rasa.py WORKDIR``, cwd = project root),
-started by tests/test_escalation_policy.py: trains a small real Rasa model (our sentiment component and
-EscalationPolicy next to RulePolicy, a form that asks for an order number), drives Rasa's real message
-processor through each escalation scenario and prints one JSON object with what happened.
+started by tests/test_escalation_policy.py: trains a small real Rasa model (our sentiment component, our
+sentence-embedding featurizer and EscalationPolicy next to RulePolicy, a form that asks for an order number),
+drives Rasa's real message processor through each escalation scenario and prints one JSON object with what
+happened. The policy decides with the project's escalation model (bot/escalation/escalation_model.json).
 
 Only the tiny NLU/domain is made up; the graph, the ensemble, the form and the processor are Rasa's own.
 """
@@ -123,6 +124,7 @@ assistant_id: escalation-policy-check
 pipeline:
   - name: WhitespaceTokenizer
   - name: rasa_addons.sentiment.ShopSentimentAnalyzer
+  - name: rasa_addons.sentence_embeddings.SentenceEmbeddingFeaturizer
   - name: CountVectorsFeaturizer
   - name: CountVectorsFeaturizer
     analyzer: char_wb
@@ -139,7 +141,7 @@ policies:
 """
 
 RESULT_PREFIX = "ESCALATION-POLICY-RESULT "
-ANGRY = "this is useless, third time I ask and it still hasn't arrived"
+ANGRY = "third time I ask: where is my order?? this is ridiculous, it still hasn't arrived"
 
 
 def train(workdir: Path) -> str:
@@ -163,6 +165,7 @@ async def scenarios(model: str) -> dict[str, Any]:
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
     from rasa.shared.core.events import (
         ActionExecuted,
+        BotUttered,
         ConversationPaused,
         ConversationResumed,
         UserUttered,
@@ -189,7 +192,8 @@ async def scenarios(model: str) -> dict[str, Any]:
                 "confidence": prediction.max_confidence, "no_user": prediction.is_no_user_prediction,
                 "metadata": prediction.action_metadata,
                 "active_loop": tracker.active_loop_name, "intent": latest.intent.get("name"),
-                "sentiment": latest.parse_data.get("sentiment")}
+                "sentiment": latest.parse_data.get("sentiment"),
+                "has_embedding": bool(latest.parse_data.get("embedding"))}
 
     async def append(sender: str, *events: Any) -> None:
         tracker = await processor.fetch_tracker_with_initial_session(sender)
@@ -207,13 +211,23 @@ async def scenarios(model: str) -> dict[str, Any]:
     result["neutral_cancel"] = await predict_after("neutral", "cancel my order")
     # 3. Asking for a person.
     result["explicit"] = await predict_after("explicit", "I want to talk to a human")
-    # 4. Three misunderstood messages in a row.
-    await say("fallbacks", "what's the weather like")
-    await say("fallbacks", "who won the game last night")
-    result["fallback_3"] = await predict_after("fallbacks", "can you do my homework")
-    result["fallback_3_intent_ok"] = result["fallback_3"]["intent"] in ("out_of_scope", "nlu_fallback")
-    # 5. The same mildly negative message from a VIP and from a shopper without a segment.
-    mild = "my parcel is a bit late, not ideal"
+    # 4. A rephrase loop: the same request three times, the bot failing each time (no negative words).
+    def bot_says(text: str) -> list[Any]:  # what a bot turn leaves in the tracker
+        return [ActionExecuted("utter_out_of_scope"), BotUttered(text), ActionExecuted("action_listen")]
+
+    result["loop_1"] = await predict_after("loop", "can you gift wrap my order")
+    await append("loop", *bot_says("Sorry, I can't help with that."))
+    result["loop_2"] = await predict_after("loop", "is gift wrapping available for my order")
+    await append("loop", *bot_says("Sorry, I can't help with that."))
+    result["loop_3"] = await predict_after("loop", "do you offer gift wrap on orders")
+    # 5. Product criticism steers the search; it is not frustration with the service.
+    await say("critic", "hi")
+    await append("critic", *bot_says("I found 3: Alpine Shell Jacket ($79), Storm Parka ($99), Trail Fleece ($49)"))
+    result["criticism_1"] = await predict_after("critic", "these look cheap, show me something nicer")
+    await append("critic", *bot_says("I found 3: Summit Down Jacket ($189), Nordic Wool Coat ($210)"))
+    result["criticism_2"] = await predict_after("critic", "hmm, not great, these look a bit cheap")
+    # 6. The same mildly annoyed message from a VIP (a lower bar) and from a regular shopper.
+    mild = "still no update on my order, this is getting annoying"
     result["vip_greet"] = await say("vip", "hi", metadata={"segment": "vip"})
     result["vip_mild"] = await predict_after("vip", mild)
     await say("regular", "hi", metadata={"segment": "regular"})

@@ -5,7 +5,8 @@
 - ``test_policy_through_the_real_server``: the project's trained model in the running stack, through Rasa's
   HTTP API (``/conversations/{id}/messages`` logs a message with its NLU parse, ``/predict`` asks what the
   policies choose next without running it).
-- ``test_bench_with_rasa_nlu``: ``bench escalation --nlu rasa`` over the shipped dialogues.
+- ``test_bench_with_rasa_nlu_meets_the_target_on_our_test_split``: ``bench escalation --nlu rasa`` on the test split.
+- ``test_chat_*``: whole conversations over the gateway's ``/api/chat``: a rephrase loop, product criticism, giving up.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sentiment import EscalationThresholds
-
 ROOT = Path(__file__).resolve().parent.parent
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
-ANGRY = "this is useless, third time I ask and it still hasn't arrived"
+ANGRY = "third time I ask: where is my order?? this is ridiculous, it still hasn't arrived"
 RESULT_PREFIX = "ESCALATION-POLICY-RESULT "
 
 
@@ -39,6 +38,9 @@ def processor_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return json.loads(lines[-1][len(RESULT_PREFIX):])  # type: ignore[no-any-return]
 
 
+MODEL_REASONS = {"gave_up", "repeated_request", "bot_not_understanding", "service_complaint", "negative_mood"}
+
+
 def test_policy_in_rasas_message_processor(processor_run: dict[str, Any]) -> None:
     r = processor_run
     # mid-form: the form is waiting for the order number, and the angry message wins over the form's loop
@@ -46,8 +48,10 @@ def test_policy_in_rasas_message_processor(processor_run: dict[str, Any]) -> Non
     angry = r["mid_form_angry"]
     assert (angry["action"], angry["policy"], angry["confidence"]) == ("action_escalate", "EscalationPolicy", 1.0)
     assert angry["active_loop"] == "track_order_form" and angry["no_user"] is True
-    assert angry["metadata"]["escalation"]["reason"] == "very_negative_message"
+    assert angry["metadata"]["escalation"]["reason"] in MODEL_REASONS
+    assert angry["metadata"]["escalation"]["signals"] and angry["metadata"]["escalation"]["score"] > 0.5
     assert angry["sentiment"]["compound"] <= -0.85 and "third time i ask" in angry["sentiment"]["lexicon"]
+    assert angry["has_embedding"]  # the featurizer stores the embedding in the parse data for the signals
     # the same moment with the order number: RulePolicy's form loop goes on
     calm = r["mid_form_calm"]
     assert (calm["action"], calm["policy"], calm["active_loop"]) == ("track_order_form", "RulePolicy",
@@ -56,12 +60,15 @@ def test_policy_in_rasas_message_processor(processor_run: dict[str, Any]) -> Non
     assert r["neutral_cancel"]["action"] == "utter_cancel" and r["neutral_cancel"]["sentiment"]["compound"] >= 0
     assert r["explicit"]["action"] == "action_escalate"
     assert r["explicit"]["metadata"]["escalation"]["reason"] == "explicit_request"
-    assert r["fallback_3_intent_ok"], r["fallback_3"]
-    assert r["fallback_3"]["action"] == "action_escalate"
-    assert r["fallback_3"]["metadata"]["escalation"]["reason"] == "repeated_fallback"
-    # VIP sooner: the same mildly negative message escalates a VIP only
+    # a rephrase loop: not at the first or second attempt, at the third
+    assert r["loop_1"]["action"] != "action_escalate" and r["loop_2"]["action"] != "action_escalate"
+    assert r["loop_3"]["action"] == "action_escalate", r["loop_3"]
+    assert r["loop_3"]["metadata"]["escalation"]["reason"] in ("repeated_request", "bot_not_understanding")
+    # product criticism steers the search: no hand-over
+    assert r["criticism_1"]["action"] != "action_escalate" and r["criticism_2"]["action"] != "action_escalate"
+    # VIP sooner: the same mildly annoyed message escalates a VIP only
     assert r["vip_mild"]["action"] == "action_escalate"
-    assert r["vip_mild"]["metadata"]["escalation"]["reason"] == "vip_negative_mood"
+    assert "vip customer" in r["vip_mild"]["metadata"]["escalation"]["detail"]
     assert r["regular_mild"]["action"] != "action_escalate"
     # never twice; after the agent hands back (resume), it can escalate again
     assert r["after_escalation"]["action"] == "track_order_form"
@@ -113,7 +120,6 @@ def _sender(name: str) -> str:
 
 def test_policy_through_the_real_server(stack: Any) -> None:
     api = RasaAPI(stack.rasa_url)
-    thresholds = EscalationThresholds.from_env()
 
     # 1. in the middle of track_order_form
     mid = _sender("midform")
@@ -136,19 +142,21 @@ def test_policy_through_the_real_server(stack: Any) -> None:
     assert api.log(explicit, "can I speak to a real person please")["intent"]["name"] == "contact_human_agent"
     assert api.predict(explicit)["action"] == "action_escalate"
 
-    # 4. misunderstood messages in a row
-    lost = _sender("fallbacks")
-    texts = ["what's the weather like in Berlin tomorrow", "who won the football game last night",
-             "can you do my maths homework", "what's the capital of Australia", "sing me a song"]
-    for i, text in enumerate(texts[:thresholds.fallback_streak], start=1):
-        intent = api.log(lost, text)["intent"]
-        assert intent["name"] in thresholds.fallback_intents or intent["confidence"] < thresholds.low_confidence, \
-            (text, intent)
-        expected = i >= thresholds.fallback_streak
-        assert (api.predict(lost)["action"] == "action_escalate") == expected, (i, text)
+    # 4. a rephrase loop the bot does not understand: whole turns (NLU, policies, actions); handed over by the
+    # third attempt, not at the first
+    loop = _sender("loop")
+    attempts = ["can you gift wrap my order", "is gift wrapping available for orders",
+                "do you offer gift wrap on an order"]
+    escalated_at = None
+    for i, text in enumerate(attempts):
+        api.say(loop, text)
+        if any(e["event"] == "action" and e.get("name") == "action_escalate" for e in api.events(loop)):
+            escalated_at = i
+            break
+    assert escalated_at is not None and escalated_at >= 1, escalated_at
 
-    # 5. VIP sooner: the same mildly negative message
-    mild = "my parcel is a bit late, not ideal"
+    # 5. VIP sooner: the same mildly annoyed message
+    mild = "still no update on my order, this is getting annoying"
     outcomes = {}
     for segment in ("vip", "regular"):
         sender = _sender(segment)
@@ -176,16 +184,58 @@ def test_policy_through_the_real_server(stack: Any) -> None:
     assert new[-1]["parse_data"]["sentiment"]["compound"] <= -0.85
 
 
-def test_bench_with_rasa_nlu() -> None:
-    from bot.sentiment_bench import benchmark
+def test_bench_with_rasa_nlu_meets_the_target_on_our_test_split(tmp_path: Path) -> None:
+    """``bench escalation --nlu rasa`` on the test split (written apart from train and dev): recall of 0.60 or
+    more at 5% false escalations or fewer, next to the old sentiment-only policy; and the chart."""
+    from bot.escalation.benchmark import run
     from bot.training import rasa_model
 
     if not rasa_model.model_path().exists():
         pytest.fail("no trained Rasa model: run `make model` (make test does) first")
-    result = benchmark(ROOT / "tests" / "escalation_dialogues.jsonl", nlu="rasa",
-                       thresholds=EscalationThresholds())
-    assert result["nlu"] == "rasa" and result["dialogues"] >= 40
-    assert result["precision"] >= 0.8
-    assert result["recall"] >= 0.7  # 0.76 measured with the model trained from this data
-    assert result["false_escalation_rate"] <= 0.1
-    assert {"explicit_request", "very_negative_message"} <= set(result["reasons"])
+    model, old = run(nlu="rasa", chart=tmp_path / "pr.png")
+    assert model["policy"] == "model" and old["policy"] == "sentiment_only"
+    assert model["dialogues"] >= 200 and model["labelled_dialogues"] >= 60
+    assert model["recall"] >= 0.60 and model["false_escalation_rate"] <= 0.05, model
+    assert model["recall"] > old["recall"] and model["false_escalation_rate"] < old["false_escalation_rate"]
+    assert model["message_cost"]["p95_ms"] < 5.0
+    assert (tmp_path / "pr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------------ the shopper's chat
+
+
+def _chat(stack: Any, conversation_id: str, text: str) -> list[dict[str, Any]]:
+    reply = httpx.post(f"{stack.gateway_url}/api/chat", json={"conversation_id": conversation_id, "text": text},
+                       timeout=60)
+    reply.raise_for_status()
+    return reply.json()["replies"]  # type: ignore[no-any-return]
+
+
+def _handed_over(replies: list[dict[str, Any]]) -> bool:
+    return any((r.get("custom") or {}).get("type") == "handoff" for r in replies)
+
+
+def _first_handoff(stack: Any, messages: list[str]) -> int | None:
+    """Index of the shopper's message at which the chat was handed to a person, or None."""
+    conversation = f"chat-escalation-{uuid.uuid4().hex[:10]}"
+    for i, text in enumerate(messages):
+        if _handed_over(_chat(stack, conversation, text)):
+            return i
+    return None
+
+
+def test_chat_a_rephrase_loop_is_handed_over_by_the_third_attempt(stack: Any) -> None:
+    at = _first_handoff(stack, ["can you gift wrap my order", "is gift wrapping available for orders",
+                                "do you offer gift wrap on an order", "gift wrap my order please"])
+    assert at is not None and 1 <= at <= 2, at
+
+
+def test_chat_product_criticism_is_not_handed_over(stack: Any) -> None:
+    assert _first_handoff(stack, ["show me some jackets", "these look cheap, show me something nicer",
+                                  "hmm, not great, these look a bit cheap", "I hate the color, show me blue",
+                                  "ugh too pricey, anything cheaper?"]) is None
+
+
+def test_chat_a_shopper_who_gives_up_is_handed_over(stack: Any) -> None:
+    at = _first_handoff(stack, ["where is my order", "NW-1", "NW-2", "forget it"])
+    assert at == 3, at

@@ -281,15 +281,21 @@ def test_shipped_dataset_and_its_figures_without_nlu() -> None:
     assert result["turns_late_mean"] <= 0.2
 
 
-def test_bench_command_prints_one_json_line(tmp_path: Path) -> None:
+def test_bench_command_prints_a_json_line_per_policy(tmp_path: Path) -> None:
+    chart = tmp_path / "chart.png"
     done = subprocess.run([sys.executable, "-m", "bot", "bench", "escalation", "--dataset", str(DATASET),
-                           "--nlu", "none"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+                           "--nlu", "none", "--chart", str(chart)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1
-    result = json.loads(lines[0])
-    assert {"precision", "recall", "turns_late_mean", "turns_late_median", "false_escalation_rate", "dialogues",
-            "turns"} <= set(result)
+    assert len(lines) == 2  # the escalation model, then the sentiment-only policy
+    model, old = (json.loads(line) for line in lines)
+    assert (model["policy"], old["policy"]) == ("model", "sentiment_only")
+    for result in (model, old):
+        assert {"precision", "recall", "f1", "turns_late_mean", "turns_late_median", "false_escalation_rate",
+                "dialogues", "turns"} <= set(result)
+    assert {"p50_ms", "p95_ms"} <= set(model["message_cost"]) and model["chart"] == str(chart)
+    assert chart.read_bytes()[:4] == b"\x89PNG"
     bad = subprocess.run([sys.executable, "-m", "bot", "bench", "escalation", "--dataset",
                           str(_write(tmp_path / "bad.jsonl", [{"id": "x", "turns": []}])), "--nlu", "none"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)

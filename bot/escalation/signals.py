@@ -23,7 +23,8 @@ episode and what the bot said in between:
 - ``human``: an explicit request for a person (the policy escalates on it at once; it is a signal too).
 - Interactions and steps that a linear model cannot form itself: a repeat right after a bot failure, a
   correction after one; ``loop``: the shopper has asked the same thing three times (two repeats);
-  ``stuck``: the bot has failed or repeated itself twice.
+  ``stuck``: the bot has failed or repeated itself twice; ``furious``: this message is very negative about
+  the service (sentiment at or below ``FURIOUS`` with a frustration cue of the lexicon).
 
 Pure Python and NumPy, importable by the Rasa server (Python 3.10) and the action server.
 """
@@ -41,7 +42,20 @@ from bot.sentiment import score
 
 REPEAT_SIMILARITY = 0.75  # cosine of two sentence embeddings at or above which a message repeats another
 MOOD_ALPHA = 0.5  # weight of the newest message in the running mood
+FURIOUS = -0.6  # a message at or below this sentiment, with a frustration cue, about the service: "furious"
 CONTENT_WORDS = 3  # messages shorter than this (in words) are answers, not requests: never a "repeat"
+
+# The direction each signal may push the model (+1: towards escalating, -1: away, 0: either way). Training
+# drops a signal whose fitted weight points the wrong way (collinear signals otherwise trade weights, and a
+# calm message could end up counting as frustration).
+DIRECTIONS: dict[str, int] = {
+    "sentiment": -1, "negative": 1, "mood": -1, "anger": 1, "criticism": -1,
+    "rephrase": 1, "repeats": 1,
+    "bot_failed": 1, "bot_failures": 1, "bot_repeated": 1, "bot_repeats": 1,
+    "complaint": 1, "complaints": 1, "correction": 1, "corrections": 1, "give_up": 1, "human": 1,
+    "words": 0, "length_ratio": -1, "shrinking": 1,
+    "repeat_after_failure": 1, "correction_after_failure": 1, "loop": 1, "stuck": 1, "furious": 1,
+}
 
 SIGNALS: tuple[str, ...] = (
     "sentiment", "negative", "mood", "anger", "criticism",
@@ -49,7 +63,7 @@ SIGNALS: tuple[str, ...] = (
     "bot_failed", "bot_failures", "bot_repeated", "bot_repeats",
     "complaint", "complaints", "correction", "corrections", "give_up", "human",
     "words", "length_ratio", "shrinking",
-    "repeat_after_failure", "correction_after_failure", "loop", "stuck",
+    "repeat_after_failure", "correction_after_failure", "loop", "stuck", "furious",
 )
 
 
@@ -301,6 +315,7 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
             math.log1p(words), ratio, shrinking,
             float(repeated) * failed_before, correction * failed_before,
             float(repeats >= 2), float(bot_failures + bot_repeats >= 2),
+            float(service <= FURIOUS and bool(lexicon)),
         )
         rows.append(MessageSignals(tuple(round(v, 4) for v in values), lexicon))
     return rows

@@ -4,7 +4,9 @@
    its label ("escalate": a person should have taken over by this message). Sentence embeddings come from
    the NLU's encoder (all-MiniLM-L6-v2), so serving, where Rasa's featurizer computes them, sees the same
    numbers.
-2. A logistic regression (scikit-learn, standardised signals, classes balanced) is fitted on the rows.
+2. A logistic regression (scikit-learn, standardised signals, classes balanced) is fitted on the rows, with
+   each signal's weight kept to its direction (``signals.DIRECTIONS``): a signal whose weight comes out
+   pointing the wrong way is dropped and the rest refitted.
 3. Calibration: the dev dialogues (scored by that model) and the train dialogues (each scored by a model
    fitted on the other four fifths: out of fold) are replayed at a few hundred thresholds, each with its
    false-escalation rate, recall and precision. A target false-escalation rate then maps to a threshold
@@ -26,7 +28,7 @@ import numpy as np
 
 from bot.escalation.dialogues import Dialogue, load_split
 from bot.escalation.model import DEFAULT_PATH, CalibrationPoint, EscalationModel
-from bot.escalation.signals import CONTENT_WORDS, SIGNALS, Exchange, is_payload, signal_rows
+from bot.escalation.signals import CONTENT_WORDS, DIRECTIONS, SIGNALS, Exchange, is_payload, signal_rows
 
 logger = logging.getLogger(__name__)
 
@@ -135,10 +137,19 @@ def _logistic(dialogues: Sequence[Dialogue], rows: Sequence[np.ndarray], c: floa
         raise ValueError("the train dialogues need both labels (some 'escalate' turns and some 'ok' ones)")
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-    classifier.fit((x - scaler.mean_) / scale, y)
+    z = (x - scaler.mean_) / scale
+    # sign-constrained: refit without every signal whose weight points against its direction, until none does
+    active = list(range(len(SIGNALS)))
+    while True:
+        classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(z[:, active], y)
+        wrong = [i for i, w in zip(active, classifier.coef_[0], strict=True) if DIRECTIONS[SIGNALS[i]] * w < 0]
+        if not wrong:
+            break
+        active = [i for i in active if i not in wrong]
+    coef = np.zeros(len(SIGNALS))
+    coef[active] = classifier.coef_[0]
     return EscalationModel(SIGNALS, tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scale),
-                           tuple(float(v) for v in classifier.coef_[0]), float(classifier.intercept_[0]),
+                           tuple(float(v) for v in coef), float(classifier.intercept_[0]),
                            calibration=(CalibrationPoint(1.0, 0.0, 0.0, 1.0),))
 
 
