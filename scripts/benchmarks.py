@@ -39,7 +39,7 @@ def benchmarks() -> list[tuple[str, list[str], str]]:
         ("search", ["search"],
          "" if found else f"{SEARCH_DEV} is missing (the shared datasets live next to the checkout)"),
         ("ann", ann, ""),
-        ("escalation", ["escalation", "--dataset", "tests/escalation_dialogues.jsonl"], ""),
+        ("escalation", ["escalation"], ""),
         ("recommend", ["recommend"], ""),
         ("nlu", ["nlu", "--calibrate"],
          "BENCH_SKIP_NLU is set" if env.get("BENCH_SKIP_NLU", "").lower() not in ("", "0", "no", "false") else ""),

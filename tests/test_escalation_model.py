@@ -26,6 +26,7 @@ from bot.escalation.decision import (
 from bot.escalation.dialogues import DatasetError, load_split, split_files
 from bot.escalation.model import CalibrationPoint, EscalationModel, ModelError, default_model
 from bot.escalation.signals import SIGNALS, Exchange, signal_rows
+from bot.sentiment import score
 
 OOS = "That's outside what I can help with, sorry."
 
@@ -157,6 +158,23 @@ def test_a_rephrase_loop_escalates_by_the_third_attempt(embed: training.Embed, m
     assert decision.reason in ("repeated_request", "bot_not_understanding")
 
 
+def test_a_third_attempt_after_answers_that_missed_escalates_whatever_the_model_says(
+        embed: training.Embed, model: EscalationModel) -> None:
+    shipping = "Here is how we can ship your order: Standard (UPS Ground) $4.95, Express $14.95."
+    cards = "Northwind gift cards come in $25, $50, $100 and $200."
+    turns = [("can you gift wrap my order", []), ("is gift wrapping available for orders", [shipping]),
+             ("do you offer gift wrap on an order", [cards])]
+    exchanges = _exchanges(embed, turns)
+    assert decide(exchanges[:2], model=model) is None
+    decision = decide(exchanges, model=model)
+    assert decision is not None and decision.reason == "repeated_request" and "3 times" in decision.detail
+    # the same questions answered to the point: a shopper making sure, not a loop
+    answered = [("can you gift wrap my order", []),
+                ("is gift wrapping available for orders", ["Yes, gift wrapping for your order is $3."]),
+                ("do you offer gift wrap on an order", ["Yes: choose gift wrap for the order at checkout."])]
+    assert decide(_exchanges(embed, answered), model=model) is None
+
+
 def test_a_vip_gets_a_lower_bar(embed: training.Embed, model: EscalationModel) -> None:
     exchanges = _exchanges(embed, [("hi", []), ("still no update on my order, this is getting annoying",
                                                  ["Hi! How can I help?"])])
@@ -215,7 +233,7 @@ def test_decisions_from_tracker_events_never_twice_and_again_after_a_handback(em
     bot = ["What's the order number?", "That doesn't look like an order number. What's the order number?"]
     events: list[dict[str, Any]] = []
     for i, text in enumerate(texts):
-        parse = {"intent": {"name": "inform", "confidence": 0.9}, "sentiment": {"compound": 0.0},
+        parse = {"intent": {"name": "inform", "confidence": 0.9}, "sentiment": {"compound": score(text).compound},
                  "embedding": encode_embedding(vectors[i])}
         events.append({"event": "user", "text": text, "parse_data": parse, "metadata": {"segment": "regular"}})
         events.append({"event": "bot", "text": bot[min(i, 1)]})
@@ -253,7 +271,6 @@ def test_our_dialogues_have_the_splits_and_labels_the_model_needs() -> None:
     assert not [d.id for d in test if tuple(t.text for t in d.user_turns) in seen]
     # hard cases are there: satisfied dialogues with product criticism, dissatisfied ones without negative words
     from bot.escalation.signals import is_product_criticism
-    from bot.sentiment import score
 
     assert sum(any(is_product_criticism(t.text) for t in d.user_turns) for d in train if d.first_label is None) >= 30
     calm = [d for d in train if d.first_label is not None

@@ -28,10 +28,9 @@ from bot import PROJECT_ROOT
 from bot.escalation.decision import EscalationSettings, decide, decode_embedding, policy_settings
 from bot.escalation.dialogues import Dialogue, load_files, split_files
 from bot.escalation.model import EscalationModel
-from bot.escalation.signals import asks_for_person
+from bot.escalation.signals import asks_for_person, signal_rows
 from bot.escalation.training import (
     Parses,
-    dialogue_rows,
     embed_dialogues,
     exchanges_of,
     needs_embedding,
@@ -48,11 +47,13 @@ PARSE_BATCH = 256
 
 @dataclass(frozen=True)
 class Scored:
-    """One dialogue's per-message scores, and where an explicit request for a person came (if any)."""
+    """One dialogue's per-message scores, and where a rule escalates at once (an explicit request for a person,
+    a third attempt at a request the bot missed), if anywhere."""
 
     dialogue: Dialogue
     scores: tuple[float, ...]
-    explicit_at: int | None
+    rule_at: int | None
+    rule: str | None = None
 
 
 def _outcome(dialogue: Dialogue, fired_at: int | None, reason: str | None) -> Outcome:
@@ -62,19 +63,26 @@ def _outcome(dialogue: Dialogue, fired_at: int | None, reason: str | None) -> Ou
 
 def replay_scored(item: Scored, threshold: float) -> Outcome:
     fired = next((i for i, s in enumerate(item.scores) if s >= threshold), None)
-    if item.explicit_at is not None and (fired is None or item.explicit_at <= fired):
-        return _outcome(item.dialogue, item.explicit_at, "explicit_request")
+    if item.rule_at is not None and (fired is None or item.rule_at <= fired):
+        return _outcome(item.dialogue, item.rule_at, item.rule)
     return _outcome(item.dialogue, fired, None if fired is None else "model")
 
 
 def score_dialogues(dialogues: Sequence[Dialogue], model: EscalationModel, embeddings: dict[str, np.ndarray],
                     parses: Parses | None, settings: EscalationSettings) -> list[Scored]:
     out = []
-    for dialogue, matrix in zip(dialogues, dialogue_rows(dialogues, embeddings, parses), strict=True):
-        explicit = next((i for i, t in enumerate(dialogue.user_turns)
-                         if (parses or {}).get(t.text, (None, None))[0] in settings.explicit_intents
-                         or asks_for_person(t.text)), None)
-        out.append(Scored(dialogue, tuple(model.score(row) for row in matrix), explicit))
+    for dialogue in dialogues:
+        rows = signal_rows(exchanges_of(dialogue, embeddings, parses))
+        rule_at, rule = None, None
+        for i, (turn, row) in enumerate(zip(dialogue.user_turns, rows, strict=True)):
+            if (parses or {}).get(turn.text, (None, None))[0] in settings.explicit_intents \
+                    or asks_for_person(turn.text):
+                rule_at, rule = i, "explicit_request"
+                break
+            if row.third_attempt_missed:
+                rule_at, rule = i, "repeated_request"
+                break
+        out.append(Scored(dialogue, tuple(model.score(row.values) for row in rows), rule_at, rule))
     return out
 
 

@@ -1,7 +1,8 @@
 """When the bot steps aside: the escalation model's decision on the latest shopper message, and why.
 
 - An explicit request for a person (the ``contact_human_agent`` intent, or words like "a real person")
-  escalates at once.
+  escalates at once; so does a loop: the same request a third time after an answer that missed it
+  (``MessageSignals.third_attempt_missed``).
 - Otherwise the model (``bot.escalation.model``) scores the message's signals (``bot.escalation.signals``)
   and escalates when the score reaches the threshold for the shop's target false-escalation rate: the
   ``escalation`` section of the shop-policy file, ``false_escalation_rate`` (default 5%): the threshold
@@ -167,6 +168,11 @@ def decide(exchanges: Sequence[Exchange], segment: str | None = None, model: Esc
     if last.intent in settings.explicit_intents or asks_for_person(last.text):
         why = f"the shopper asked for a person ({last.intent or 'in words'})"
         return Decision("explicit_request", why, 1.0, 0.0, ("human",), values["mood"], len(exchanges) - 1)
+    if row.third_attempt_missed:
+        why = (f"asked the same thing {row.asked_before + 1} times and the bot's last answer missed it "
+               f"(similarity {values['rephrase']:.2f})")
+        return Decision("repeated_request", why, 1.0, 0.0, ("rephrase", "repeats", "unanswered"), values["mood"],
+                        len(exchanges) - 1)
     model = model or default_model()
     rate = settings.rate_for(segment)
     threshold = settings.threshold(model, segment)
@@ -209,6 +215,19 @@ def decode_embedding(value: Any) -> np.ndarray | None:
     return vector / norm  # type: ignore[no-any-return]
 
 
+def _bot_words(event: Mapping[str, Any]) -> str:
+    """A bot message as the signals read it: its text and the titles of the products it showed (a different
+    set of products is a different answer, the same set again is not)."""
+    text = (event.get("text") or "").strip()
+    data = event.get("data") or {}
+    custom = data.get("custom") if isinstance(data, Mapping) else None
+    products = custom.get("products") if isinstance(custom, Mapping) else None
+    if isinstance(products, list):
+        titles = [str(p.get("title")) for p in products if isinstance(p, Mapping) and p.get("title")]
+        text = f"{text} {'; '.join(titles)}".strip()
+    return text
+
+
 def exchanges_from_events(events: Iterable[Mapping[str, Any]]) -> list[Exchange]:
     """The shopper's messages since the latest hand-back, each with the bot's replies before it, from Rasa
     tracker events in their JSON form. Intent, sentiment and embedding come from each message's parse."""
@@ -217,7 +236,7 @@ def exchanges_from_events(events: Iterable[Mapping[str, Any]]) -> list[Exchange]
     for event in since_handback(events):
         kind = event.get("event")
         if kind == "bot":
-            if (text := (event.get("text") or "").strip()) and not (event.get("metadata") or {}).get("agent"):
+            if (text := _bot_words(event)) and not (event.get("metadata") or {}).get("agent"):
                 bot.append(text)
         elif kind == "user":
             parse = event.get("parse_data") or {}

@@ -25,6 +25,10 @@ episode and what the bot said in between:
   correction after one; ``loop``: the shopper has asked the same thing three times (two repeats);
   ``stuck``: the bot has failed or repeated itself twice; ``furious``: this message is very negative about
   the service (sentiment at or below ``FURIOUS`` with a frustration cue of the lexicon).
+- ``unanswered``: the shopper asks their previous request again (similarity at least ``REPEAT_SIMILARITY``)
+  and the bot's answer in between hardly mentioned what they asked for (``answer_overlap``): the similarity
+  times the share of the request's content words the answer left out. A related follow-up after a fitting
+  answer ("do you gift wrap?" - "Yes, for $3." - "can I add a gift message?") stays low.
 
 Pure Python and NumPy, importable by the Rasa server (Python 3.10) and the action server.
 """
@@ -55,6 +59,7 @@ DIRECTIONS: dict[str, int] = {
     "complaint": 1, "complaints": 1, "correction": 1, "corrections": 1, "give_up": 1, "human": 1,
     "words": 0, "length_ratio": -1, "shrinking": 1,
     "repeat_after_failure": 1, "correction_after_failure": 1, "loop": 1, "stuck": 1, "furious": 1,
+    "unanswered": 1,
 }
 
 SIGNALS: tuple[str, ...] = (
@@ -63,7 +68,7 @@ SIGNALS: tuple[str, ...] = (
     "bot_failed", "bot_failures", "bot_repeated", "bot_repeats",
     "complaint", "complaints", "correction", "corrections", "give_up", "human",
     "words", "length_ratio", "shrinking",
-    "repeat_after_failure", "correction_after_failure", "loop", "stuck", "furious",
+    "repeat_after_failure", "correction_after_failure", "loop", "stuck", "furious", "unanswered",
 )
 
 
@@ -215,6 +220,30 @@ CLOSER = _pattern(
 )
 
 
+_STOP_WORDS = (
+    "a an the and or but if to of in on at for from by with about as into is are was were be been am do does did "
+    "can could would will shall should may might must i me my mine you your yours we our us it its this that these "
+    "those there here what which who whom whose when where why how please pls thanks thank hi hello hey ok okay yes "
+    "no not just so too very really also any some all get got have has had want wanna need like know tell give "
+    "show let make see look one ones")
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+def _content(text: str) -> set[str]:
+    """A message's content words, cut to five letters ("wrapping" and "wrap" meet as "wrapp"/"wrap")."""
+    return {w[:5] for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def answer_overlap(request: str, answer: str) -> float:
+    """How much of a request's content the bot's answer mentions (0..1): a low share after a repeated request
+    means the bot answered something else. Words match on their first four letters."""
+    wanted = {w[:4] for w in _content(request)}
+    if not wanted:
+        return 1.0
+    said = {w[:4] for w in _content(answer)}
+    return len(wanted & said) / len(wanted)
+
+
 def _tokens(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
 
@@ -251,6 +280,14 @@ class MessageSignals:
 
     values: tuple[float, ...]
     lexicon: tuple[str, ...]  # the sentiment lexicon's hits
+    asked_before: int = 0  # earlier messages of the shopper this one repeats (similarity >= REPEAT_SIMILARITY)
+    missed: bool = False  # the bot's answer just before failed, or hardly mentioned the shopper's last request
+
+    @property
+    def third_attempt_missed(self) -> bool:
+        """The shopper asks the same thing a third time and the bot's last answer missed it: a loop that a
+        person should break, whatever the model says (the policy escalates on it at once)."""
+        return self.asked_before >= 2 and self.missed
 
     def as_dict(self) -> dict[str, float]:
         return dict(zip(SIGNALS, self.values, strict=True))
@@ -263,18 +300,17 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
     embeddings: list[np.ndarray] = []  # earlier content messages' embeddings
     bot_said: list[str] = []
     lengths: list[int] = []
+    last_request: tuple[str, np.ndarray] | None = None  # the shopper's previous message, when it was a request
     mood = 0.0
     repeats = bot_failures = bot_repeats = complaints = corrections = 0
     for exchange in exchanges:
         text = (exchange.text or "").strip()
         payload = is_payload(text)
-        bot_failed = bot_repeated = 0.0
-        for reply in exchange.bot_before:
-            if is_bot_failure(reply):
-                bot_failed = 1.0
-            if any(same_reply(reply, earlier) for earlier in bot_said):
-                bot_repeated = 1.0
-            bot_said.append(reply)
+        bot_failed = float(any(is_bot_failure(reply) for reply in exchange.bot_before))
+        turn = " ".join(exchange.bot_before)  # the bot's whole answer: its texts, and the products it showed
+        bot_repeated = float(bool(turn) and any(same_reply(turn, earlier) for earlier in bot_said))
+        if turn:
+            bot_said.append(turn)
         bot_failures += int(bot_failed)
         bot_repeats += int(bot_repeated)
         if payload:
@@ -286,13 +322,20 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
         criticism = 0.0 if payload else float(is_product_criticism(text))
         service = 0.0 if criticism else sentiment
         mood += MOOD_ALPHA * (service - mood)
-        rephrase = 0.0
+        rephrase = unanswered = 0.0
+        asked_before = 0
         words = 0 if payload else _words(text)
         content = not payload and words >= CONTENT_WORDS and exchange.embedding is not None
         if content:
             vector = np.asarray(exchange.embedding, dtype=np.float32)
             if embeddings:
-                rephrase = max(0.0, float(np.max(np.stack(embeddings) @ vector)))
+                similarities = np.stack(embeddings) @ vector
+                rephrase = max(0.0, float(np.max(similarities)))
+                asked_before = int(np.sum(similarities >= REPEAT_SIMILARITY))
+            if last_request is not None:  # asked the previous request again, and the bot's answer missed it
+                again = max(0.0, float(last_request[1] @ vector))
+                unanswered = again * (1.0 - answer_overlap(last_request[0], turn)) if again >= REPEAT_SIMILARITY \
+                    else 0.0
             embeddings.append(vector)
         repeated = rephrase >= REPEAT_SIMILARITY
         repeats += int(repeated)
@@ -305,7 +348,12 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
         shrinking = float(len(lengths) >= 2 and 0 < words < lengths[-1] < lengths[-2])
         if not payload:
             lengths.append(words)
+        if content:
+            last_request = (text, np.asarray(exchange.embedding, dtype=np.float32))
+        elif not payload:
+            last_request = None
         failed_before = max(bot_failed, bot_repeated)
+        missed = bool(bot_failed) or (last_request is not None and answer_overlap(last_request[0], turn) < 0.5)
         values = (
             sentiment, max(0.0, -service), mood, float(min(3, len(lexicon))), criticism,
             rephrase, float(min(4, repeats)),
@@ -315,7 +363,7 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
             math.log1p(words), ratio, shrinking,
             float(repeated) * failed_before, correction * failed_before,
             float(repeats >= 2), float(bot_failures + bot_repeats >= 2),
-            float(service <= FURIOUS and bool(lexicon)),
+            float(service <= FURIOUS and bool(lexicon)), unanswered,
         )
-        rows.append(MessageSignals(tuple(round(v, 4) for v in values), lexicon))
+        rows.append(MessageSignals(tuple(round(v, 4) for v in values), lexicon, asked_before, missed))
     return rows

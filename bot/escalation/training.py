@@ -5,8 +5,8 @@
    the NLU's encoder (all-MiniLM-L6-v2), so serving, where Rasa's featurizer computes them, sees the same
    numbers.
 2. A logistic regression (scikit-learn, standardised signals, classes balanced) is fitted on the rows, with
-   each signal's weight kept to its direction (``signals.DIRECTIONS``): a signal whose weight comes out
-   pointing the wrong way is dropped and the rest refitted.
+   each signal's weight kept to its direction (``signals.DIRECTIONS``): the signal whose weight points most
+   the wrong way is dropped and the rest refitted, until every weight points its way.
 3. Calibration: the dev dialogues (scored by that model) and the train dialogues (each scored by a model
    fitted on the other four fifths: out of fold) are replayed at a few hundred thresholds, each with its
    false-escalation rate, recall and precision. A target false-escalation rate then maps to a threshold
@@ -138,14 +138,15 @@ def _logistic(dialogues: Sequence[Dialogue], rows: Sequence[np.ndarray], c: floa
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     z = (x - scaler.mean_) / scale
-    # sign-constrained: refit without every signal whose weight points against its direction, until none does
+    # sign-constrained: refit without the signal whose weight points most against its direction, until none does
     active = list(range(len(SIGNALS)))
     while True:
         classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(z[:, active], y)
-        wrong = [i for i, w in zip(active, classifier.coef_[0], strict=True) if DIRECTIONS[SIGNALS[i]] * w < 0]
+        wrong = [(DIRECTIONS[SIGNALS[i]] * w, i) for i, w in zip(active, classifier.coef_[0], strict=True)
+                 if DIRECTIONS[SIGNALS[i]] * w < 0]
         if not wrong:
             break
-        active = [i for i in active if i not in wrong]
+        active.remove(min(wrong)[1])  # the worst one; the others may come right without it
     coef = np.zeros(len(SIGNALS))
     coef[active] = classifier.coef_[0]
     return EscalationModel(SIGNALS, tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scale),
