@@ -68,6 +68,41 @@ def test_compose_describes_the_three_services() -> None:
     assert (ROOT / "docker" / "app.Dockerfile").exists()
 
 
+def test_the_rasa_image_has_every_project_module_rasa_imports() -> None:
+    """rasa_addons imports parts of bot/ (sentiment, the encoder, the escalation model): the Rasa image must copy
+    each of them, or the container fails at its first message."""
+    import ast
+    from pathlib import Path
+
+    copied = [line.split()[1:-1] for line in (ROOT / "docker" / "rasa.Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ")]
+    sources = [source.rstrip("/") for group in copied for source in group]
+    todo = sorted((ROOT / "rasa_addons").glob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.split(".")[0] not in ("bot", "rasa_addons"):
+                    continue
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):  # the module and its packages' __init__ files
+                    module = ROOT.joinpath(*parts[:i])
+                    for candidate in (module.with_suffix(".py"), module / "__init__.py"):
+                        if candidate.exists():
+                            todo.append(candidate)
+    needed = sorted(str(p.relative_to(ROOT)) for p in seen)
+    missing = [n for n in needed if not any(n == s or n.startswith(s + "/") for s in sources)]
+    assert not missing, f"docker/rasa.Dockerfile does not copy {missing}"
+    assert "bot/escalation/escalation_model.json" in {str(p.relative_to(ROOT)) for p in
+                                                      (ROOT / "bot" / "escalation").glob("*.json")}
+
+
 def test_console_trainings_run_in_the_trainer_service() -> None:
     services = yaml.safe_load(_config(SECRETS).stdout)["services"]
     trainer = services["trainer"]
