@@ -166,6 +166,37 @@ def rasa_parses(dialogues: Sequence[Dialogue], model_file: Path) -> tuple[Parses
     return parses, embeddings
 
 
+def by_type(outcomes: Sequence[Outcome], types: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per kind of dialogue (``test-types.json``: the main reason a supervisor steps in, or the kind of
+    satisfied conversation): how many there are and how many the policy handed over at a labelled message
+    (dissatisfied kinds: the recall of that kind) or at all (satisfied kinds: its false escalations)."""
+    table: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        kind = types.get(outcome.dialogue)
+        if kind is None:
+            continue
+        row = table.setdefault(kind, {"dialogues": 0, "escalated": 0})
+        row["dialogues"] += 1
+        if outcome.fired_at is None:
+            continue
+        if outcome.first_label is None or outcome.labels[outcome.fired_at] == "escalate":
+            row["escalated"] += 1
+    for row in table.values():
+        row["share"] = round(row["escalated"] / row["dialogues"], 3)
+    return dict(sorted(table.items()))
+
+
+def _types(paths: Sequence[Path]) -> dict[str, str]:
+    """The ``test-types.json`` files next to the datasets: dialogue id -> kind."""
+    import json
+
+    types: dict[str, str] = {}
+    for folder in {p.resolve().parent for p in paths}:
+        if (found := folder / "test-types.json").exists():
+            types.update(json.loads(found.read_text(encoding="utf-8")))
+    return types
+
+
 def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: Path | None = None,
         rasa_model: Path | None = None, rate: float | None = None, chart: Path | None = DEFAULT_CHART,
         thresholds: EscalationThresholds | None = None) -> list[dict[str, Any]]:
@@ -205,13 +236,17 @@ def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: P
     at = {**summarise(outcomes), "target_rate": settings.false_escalation_rate,
           "threshold": round(model.threshold(settings.false_escalation_rate), 4)}
     old_thresholds = thresholds or EscalationThresholds.from_env()
-    old = summarise([replay(d, old_thresholds, dict(parses) if parses else None) for d in dialogues])
     curve = pr_curve(scored)
     name = ", ".join(p.name for p in paths)
     common = {"benchmark": "escalation", "dataset": name, "nlu": nlu}
+    old_outcomes = [replay(d, old_thresholds, dict(parses) if parses else None) for d in dialogues]
+    old = summarise(old_outcomes)
     rows = [{**common, "policy": "model", **at, "message_cost": message_cost(scored, embeddings, parses, model,
                                                                               settings)},
             {**common, "policy": "sentiment_only", **old}]
+    if types := _types(paths):
+        rows[0]["by_type"] = by_type(outcomes, types)
+        rows[1]["by_type"] = by_type(old_outcomes, types)
     if chart is not None:
         rows[0]["chart"] = str(draw_chart(curve, at, old, chart, f"escalation on {name} ({len(dialogues)} "
                                                                    f"dialogues, nlu {nlu})"))

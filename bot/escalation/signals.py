@@ -39,6 +39,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -293,6 +294,35 @@ class MessageSignals:
         return dict(zip(SIGNALS, self.values, strict=True))
 
 
+@dataclass(frozen=True)
+class _Words:
+    """What the signals read from one message's words alone (cached: the policy rereads the episode)."""
+
+    compound: float
+    lexicon: tuple[str, ...]
+    criticism: bool
+    complaint: bool
+    correction: bool
+    give_up: bool
+    person: bool
+    words: int
+
+
+@lru_cache(maxsize=8192)
+def _words_of(text: str) -> _Words:
+    scored = score(text)
+    return _Words(scored.compound, scored.lexicon, is_product_criticism(text), bool(COMPLAINT.search(text)),
+                  bool(CORRECTION.search(text)), bool(GIVE_UP.search(text)), asks_for_person(text), _words(text))
+
+
+@lru_cache(maxsize=8192)
+def _is_failure(text: str) -> bool:
+    return is_bot_failure(text)
+
+
+_NOTHING = _Words(0.0, (), False, False, False, False, False, 0)  # a button's payload: the shopper typed nothing
+
+
 def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
     """The signals of every shopper message of one bot episode, in order (each row sees only the messages
     before it, so row ``i`` is what the policy computes when message ``i`` arrives)."""
@@ -306,25 +336,22 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
     for exchange in exchanges:
         text = (exchange.text or "").strip()
         payload = is_payload(text)
-        bot_failed = float(any(is_bot_failure(reply) for reply in exchange.bot_before))
+        bot_failed = float(any(_is_failure(reply) for reply in exchange.bot_before))
         turn = " ".join(exchange.bot_before)  # the bot's whole answer: its texts, and the products it showed
         bot_repeated = float(bool(turn) and any(same_reply(turn, earlier) for earlier in bot_said))
         if turn:
             bot_said.append(turn)
         bot_failures += int(bot_failed)
         bot_repeats += int(bot_repeated)
-        if payload:
-            sentiment, lexicon = 0.0, ()
-        else:
-            scored = score(text)
-            sentiment = scored.compound if exchange.sentiment is None else float(exchange.sentiment)
-            lexicon = scored.lexicon
-        criticism = 0.0 if payload else float(is_product_criticism(text))
+        said = _NOTHING if payload else _words_of(text)
+        sentiment = said.compound if exchange.sentiment is None or payload else float(exchange.sentiment)
+        lexicon = said.lexicon
+        criticism = float(said.criticism)
         service = 0.0 if criticism else sentiment
         mood += MOOD_ALPHA * (service - mood)
         rephrase = unanswered = 0.0
         asked_before = 0
-        words = 0 if payload else _words(text)
+        words = said.words
         content = not payload and words >= CONTENT_WORDS and exchange.embedding is not None
         if content:
             vector = np.asarray(exchange.embedding, dtype=np.float32)
@@ -339,8 +366,8 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
             embeddings.append(vector)
         repeated = rephrase >= REPEAT_SIMILARITY
         repeats += int(repeated)
-        complaint = float(not payload and bool(COMPLAINT.search(text)))
-        correction = float(not payload and bool(CORRECTION.search(text)))
+        complaint = float(said.complaint)
+        correction = float(said.correction)
         complaints += int(complaint)
         corrections += int(correction)
         previous = [n for n in lengths if n > 0]
@@ -359,7 +386,7 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
             rephrase, float(min(4, repeats)),
             bot_failed, float(min(5, bot_failures)), bot_repeated, float(min(5, bot_repeats)),
             complaint, float(min(4, complaints)), correction, float(min(4, corrections)),
-            float(not payload and bool(GIVE_UP.search(text))), float(asks_for_person(text)),
+            float(said.give_up), float(said.person),
             math.log1p(words), ratio, shrinking,
             float(repeated) * failed_before, correction * failed_before,
             float(repeats >= 2), float(bot_failures + bot_repeats >= 2),

@@ -24,12 +24,15 @@ def parse_batch(texts: Iterable[str], model: Path, timeout: float = 900.0,
     """Rasa's parse of each distinct text: ``{text: {"intent", "confidence", "ranking", "out_of_scope_check",
     "sentiment", "embedding", "parse_ms"}}``. Serving's thread settings apply (one thread per library), so
     ``parse_ms`` is what one message costs a serving Rasa. ``batch``: run the NLU graph on that many messages
-    at a time (much faster for many messages; ``parse_ms`` is then a share of the batch's time)."""
+    at a time, on every core (much faster for many messages; ``parse_ms`` is then a share of the batch's time)."""
     unique = list(dict.fromkeys(texts))
     if not model.exists():
         raise FileNotFoundError(f"no trained Rasa model at {model}: run `python -m bot model ensure` first")
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "TF_INTRA_OP_PARALLELISM_THREADS": "1", "TF_INTER_OP_PARALLELISM_THREADS": "1"}
+    # one thread per library, as serving runs (parse_ms is what a serving Rasa pays); batches use every core
+    threads = str(os.cpu_count() or 1) if batch > 0 else "1"
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "OMP_NUM_THREADS": threads,
+           "OPENBLAS_NUM_THREADS": threads, "TF_INTRA_OP_PARALLELISM_THREADS": threads,
+           "TF_INTER_OP_PARALLELISM_THREADS": "1"}
     options = ["--batch", str(batch)] if batch > 0 else []
     done = subprocess.run([str(rasa_python()), "-m", "rasa_addons.parse_batch", *options, str(model)],
                           input="".join(json.dumps(t) + "\n" for t in unique), capture_output=True, text=True,
