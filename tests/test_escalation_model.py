@@ -128,15 +128,31 @@ def test_explicit_requests_escalate_at_once_with_or_without_the_intent(model: Es
 
 
 def test_a_decision_says_why_with_the_signals_that_fired(embed: training.Embed, model: EscalationModel) -> None:
-    turns = [("where is my order", []), ("NW-1", ["What's the order number?"]),
-             ("NW-2", ["That doesn't look like an order number. What's the order number?"]),
-             ("forget it", ["That doesn't look like an order number. What's the order number?"])]
+    turns = [("where is my order", []),
+             ("this is useless, I already told you twice, it still hasn't arrived", ["What's the order number?"]),
+             ("are you even reading what I write? third time I ask", ["What's the order number?"])]
+    exchanges = _exchanges(embed, turns)
+    assert decide(exchanges[:1], model=model) is None
+    decision = next(d for i in range(2, 4) if (d := decide(exchanges[:i], model=model)))
+    assert decision.reason in REASONS and decision.reason != "explicit_request"
+    assert decision.score >= decision.threshold > 0 and decision.signals
+    assert f"{decision.score:.2f}" in decision.detail and f"{decision.threshold:.2f}" in decision.detail
+
+
+def test_giving_up_right_after_a_bot_failure_escalates_at_once(embed: training.Embed,
+                                                               model: EscalationModel) -> None:
+    rejected = "That doesn't look like an order number. What's the order number?"
+    turns = [("where is my order", []), ("NW-1", ["What's the order number?"]), ("NW-2", [rejected]),
+             ("forget it", [rejected])]
     exchanges = _exchanges(embed, turns)
     assert all(decide(exchanges[:i], model=model) is None for i in range(1, 4))
     decision = decide(exchanges, model=model)
-    assert decision is not None and decision.reason in REASONS and decision.turn_index == 3
-    assert decision.score >= decision.threshold and "give_up" in decision.signals
-    assert "giving up" in decision.detail and f"{decision.score:.2f}" in decision.detail
+    assert decision is not None and decision.reason == "gave_up" and decision.turn_index == 3
+    assert "right after the bot failed" in decision.detail
+    # "never mind" after a good answer is a shopper changing their mind
+    fine = _exchanges(embed, [("do you have the trail boots in 44", []),
+                              ("never mind, I'll take the 43", ["Yes, Trail Boot size 44 is in stock."])])
+    assert decide(fine, model=model) is None
 
 
 def test_product_criticism_does_not_escalate(embed: training.Embed, model: EscalationModel) -> None:

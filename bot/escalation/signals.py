@@ -147,7 +147,8 @@ GIVE_UP = _pattern(
     r"\b(?:i['’]?ll|i will|gonna|going to) (?:just )?(?:go (?:elsewhere|somewhere else)|shop (?:elsewhere|"
     r"somewhere else)|buy (?:it )?(?:elsewhere|somewhere else|on amazon)|get it (?:elsewhere|on amazon)|"
     r"try (?:elsewhere|somewhere else|another (?:shop|store|site))|do it myself|figure it out myself)\b",
-    r"\b(?:i['’]?m|im) (?:done|out)(?: (?:with (?:this|you|it)|of here))?\W*$", r"\bdon['’]?t bother\b",
+    r"^\W*(?:(?:ok|okay|fine|right|well|ugh|meh)\W+)?(?:i['’]?m|im) (?:done|out)(?: (?:with (?:this|you|it)|of here))?"
+    r"\W*$", r"\bdon['’]?t bother\b",
     r"\bno point\b", r"\bnot worth it\b", r"\bforget i asked\b", r"^\W*(?:bye|ok bye|fine,? bye)\W*$",
     r"\bcancel (?:the )?(?:whole )?chat\b",
 )
@@ -249,13 +250,20 @@ def _tokens(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
 
 
+@lru_cache(maxsize=8192)
+def _reply_words(text: str) -> frozenset[str] | None:
+    """A bot answer's words for comparing answers; None for a pleasantry or an answer under 4 words."""
+    if CLOSER.search(text):
+        return None
+    words = _tokens(text)
+    return words if len(words) >= 4 else None
+
+
 def same_reply(a: str, b: str) -> bool:
     """Two bot replies that say the same thing: at least 4 words and 80% of their words shared, and not a
     pleasantry ("anything else I can help with?")."""
-    if CLOSER.search(a) or CLOSER.search(b):
-        return False
-    ta, tb = _tokens(a), _tokens(b)
-    if min(len(ta), len(tb)) < 4:
+    ta, tb = _reply_words(a), _reply_words(b)
+    if ta is None or tb is None:
         return False
     return len(ta & tb) / len(ta | tb) >= 0.8
 
@@ -283,6 +291,13 @@ class MessageSignals:
     lexicon: tuple[str, ...]  # the sentiment lexicon's hits
     asked_before: int = 0  # earlier messages of the shopper this one repeats (similarity >= REPEAT_SIMILARITY)
     missed: bool = False  # the bot's answer just before failed, or hardly mentioned the shopper's last request
+
+    @property
+    def gave_up_after_failure(self) -> bool:
+        """The shopper gives up ("forget it", "never mind") right after the bot failed or repeated itself: they
+        are leaving unhappy, whatever the model says (the policy escalates on it at once)."""
+        values = dict(zip(SIGNALS, self.values, strict=True))
+        return bool(values["give_up"]) and bool(values["bot_failed"] or values["bot_repeated"])
 
     @property
     def third_attempt_missed(self) -> bool:
