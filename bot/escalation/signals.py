@@ -14,7 +14,7 @@ episode and what the bot said in between:
   out: repeating them is normal.
 - ``bot_failed``, ``bot_failures``: the bot's reply just before was a failure (did not understand, out of
   scope, "that doesn't look like an order number", nothing found), and how many so far;
-  ``bot_repeated``, ``bot_repeats``: the same bot reply came back again.
+  ``bot_repeated``, ``bot_repeats``: the bot's answer is the same as one of its last ``REPLY_WINDOW``.
 - ``complaint``, ``complaints``: "that's not what I asked", "I already told you", "you're not listening",
   "that doesn't help"; ``correction``, ``corrections``: "no, I said...", "I meant..."; ``give_up``: "forget
   it", "never mind", "I'll just call".
@@ -46,6 +46,8 @@ import numpy as np
 from bot.sentiment import score
 
 REPEAT_SIMILARITY = 0.75  # cosine of two sentence embeddings at or above which a message repeats another
+REPLY_WINDOW = 3  # "the same answer again": the same as one of the bot's last three answers (a form question
+# asked again for a second order, much later in a long conversation, is not a loop)
 MOOD_ALPHA = 0.5  # weight of the newest message in the running mood
 FURIOUS = -0.6  # a message at or below this sentiment, with a frustration cue, about the service: "furious"
 CONTENT_WORDS = 3  # messages shorter than this (in words) are answers, not requests: never a "repeat"
@@ -353,7 +355,7 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
         payload = is_payload(text)
         bot_failed = float(any(_is_failure(reply) for reply in exchange.bot_before))
         turn = " ".join(exchange.bot_before)  # the bot's whole answer: its texts, and the products it showed
-        bot_repeated = float(bool(turn) and any(same_reply(turn, earlier) for earlier in bot_said))
+        bot_repeated = float(bool(turn) and any(same_reply(turn, earlier) for earlier in bot_said[-REPLY_WINDOW:]))
         if turn:
             bot_said.append(turn)
         bot_failures += int(bot_failed)
