@@ -125,7 +125,7 @@ SHOP_PHRASES: tuple[tuple[re.Pattern[str], float], ...] = tuple(
         (+1.4, r"^\W*no,? (?:thanks|thank you|thx)\b"),
     )
 )
-_ORDER_WORDS = re.compile(
+ORDER_WORDS = re.compile(
     r"\b(?:orders?|package|parcel|deliver\w*|shipment|shipping|shipped|refund\w*|tracking|courier|arriv\w*|"
     r"charged|invoice|return\w*|[A-Z]{2}-\d{4,})\b", re.IGNORECASE)
 
@@ -204,7 +204,7 @@ def score(text: str) -> Sentiment:
     hits += [w for w in re.findall(r"[a-z]+", text.lower()) if w in _ANGER_WORDS]
     if _shouting(text):
         hits.append("all caps")
-    about_order = bool(hits) or bool(_ORDER_WORDS.search(text))
+    about_order = bool(hits) or bool(ORDER_WORDS.search(text))
     return Sentiment(round(compound, 4), tuple(dict.fromkeys(hits)), about_order)
 
 

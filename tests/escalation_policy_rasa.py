@@ -227,7 +227,7 @@ async def scenarios(model: str) -> dict[str, Any]:
     await append("critic", *bot_says("I found 3: Summit Down Jacket ($189), Nordic Wool Coat ($210)"))
     result["criticism_2"] = await predict_after("critic", "hmm, not great, these look a bit cheap")
     # 6. The same mildly annoyed message from a VIP (a lower bar) and from a regular shopper.
-    mild = "still no update on my order, this is getting annoying"
+    mild = "my refund still hasn't come through"
     result["vip_greet"] = await say("vip", "hi", metadata={"segment": "vip"})
     result["vip_mild"] = await predict_after("vip", mild)
     await say("regular", "hi", metadata={"segment": "regular"})

@@ -128,15 +128,25 @@ def test_explicit_requests_escalate_at_once_with_or_without_the_intent(model: Es
 
 
 def test_a_decision_says_why_with_the_signals_that_fired(embed: training.Embed, model: EscalationModel) -> None:
-    turns = [("where is my order", []),
-             ("this is useless, I already told you twice, it still hasn't arrived", ["What's the order number?"]),
-             ("are you even reading what I write? third time I ask", ["What's the order number?"])]
+    turns = [("can I change my email address", []),
+             ("you're not listening, I already told you twice", ["What's your order number?"]),
+             ("are you even reading what I write? third time I ask", ["What's your order number?"])]
     exchanges = _exchanges(embed, turns)
     assert decide(exchanges[:1], model=model) is None
     decision = next(d for i in range(2, 4) if (d := decide(exchanges[:i], model=model)))
     assert decision.reason in REASONS and decision.reason != "explicit_request"
     assert decision.score >= decision.threshold > 0 and decision.signals
     assert f"{decision.score:.2f}" in decision.detail and f"{decision.threshold:.2f}" in decision.detail
+
+
+def test_one_furious_message_about_an_order_escalates_at_once(model: EscalationModel) -> None:
+    furious = decide([Exchange("The blender I ordered arrived smashed to pieces. Absolutely disgusted, this is "
+                               "ridiculous")], model=model)
+    assert furious is not None and furious.reason == "service_complaint" and furious.turn_index == 0
+    assert "very negative message about an order" in furious.detail and "ridiculous" in furious.detail
+    # as angry, but about a product while shopping, or about the shopper's own luck: no hand-over
+    assert decide([Exchange("ugh these jackets look so cheap and ugly, show me something nicer")], model=model) is None
+    assert decide([Exchange("well I'm an idiot, washed my wool jumper at 60 and ruined it. ffs")], model=model) is None
 
 
 def test_giving_up_right_after_a_bot_failure_escalates_at_once(embed: training.Embed,
@@ -192,7 +202,7 @@ def test_a_third_attempt_after_answers_that_missed_escalates_whatever_the_model_
 
 
 def test_a_vip_gets_a_lower_bar(embed: training.Embed, model: EscalationModel) -> None:
-    exchanges = _exchanges(embed, [("hi", []), ("still no update on my order, this is getting annoying",
+    exchanges = _exchanges(embed, [("hi", []), ("my refund still hasn't come through",
                                                  ["Hi! How can I help?"])])
     settings = EscalationSettings()
     assert settings.threshold(model, "vip") < settings.threshold(model, "regular")

@@ -156,7 +156,7 @@ def test_policy_through_the_real_server(stack: Any) -> None:
     assert escalated_at is not None and escalated_at >= 1, escalated_at
 
     # 5. VIP sooner: the same mildly annoyed message
-    mild = "still no update on my order, this is getting annoying"
+    mild = "my refund still hasn't come through"
     outcomes = {}
     for segment in ("vip", "regular"):
         sender = _sender(segment)

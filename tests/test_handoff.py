@@ -297,6 +297,11 @@ def test_priority_follows_reason_segment_mood_and_value() -> None:
     assert priority("explicit_request", "vip", None, None) > priority("explicit_request", "regular", None, None) \
         == base
     assert priority("very_negative_message", None, None, None) > priority("negative_mood", None, None, None) > base
+    assert priority("gave_up", None, None, None) > priority("repeated_request", None, None, None) > base
+    # how far the model's score went past its threshold adds up to 10 points; a rule's decision adds none
+    assert priority("negative_mood", None, None, None, 1.0, 0.9) == priority("negative_mood", None, None, None) + 10
+    assert priority("negative_mood", None, None, None, 0.95, 0.9) == priority("negative_mood", None, None, None) + 5
+    assert priority("explicit_request", None, None, None, 1.0, 0.0) == base
     assert priority("explicit_request", None, -0.9, None) > priority("explicit_request", None, -0.2, None) > base
     assert priority("explicit_request", None, 0.8, None) == base  # a good mood takes nothing away
     assert priority("explicit_request", None, None, 5000) > priority("explicit_request", None, None, 50) > base
@@ -687,19 +692,24 @@ def test_policy_reasons_reach_the_ticket_and_a_form_is_left(handoff_db: None) ->
     events, _ = angry.run(ActionEscalate(clock=lambda: OPEN), active_loop="return_form")
     assert {"event": "active_loop", "name": None, "timestamp": None} in events  # the form is left
     ticket = _ticket(angry.sender)
-    assert ticket.reason == "very_negative_message" and "-0.86" in ticket.reason_detail
+    assert ticket.reason == "service_complaint" and "-0.86" in ticket.reason_detail
+    assert ticket.context["decision"]["signals"] == ["furious", "anger"]
 
     lost = Chat()
-    for words in ("asdfgh", "blorp the thing", "??"):
-        lost.user(words, "nlu_fallback", 0.3, sentiment=0.0).bot("Sorry, I didn't quite get that.")
+    for words in ("where is my parcel", "where's my parcel??", "parcel?"):
+        lost.bot("Sorry, I didn't quite get that. Could you rephrase it?").user(words, "nlu_fallback", 0.3,
+                                                                                sentiment=0.0)
     lost.run(ActionEscalate(clock=lambda: OPEN))
-    assert _ticket(lost.sender).reason == "repeated_fallback"
+    lost_ticket = _ticket(lost.sender)
+    assert lost_ticket.reason == "bot_not_understanding", lost_ticket.reason_detail
+    assert "bot_repeats" in lost_ticket.context["decision"]["signals"]
+    assert lost_ticket.context["decision"]["score"] >= lost_ticket.context["decision"]["threshold"] > 0
 
     vip = Chat(segment="vip")
-    vip.user("the size guide is confusing and wrong", "inform", 0.9, sentiment=-0.5)
+    vip.user("my refund still hasn't come through", "inform", 0.9, sentiment=-0.62)
     vip.run(ActionEscalate(clock=lambda: OPEN))
     vip_ticket = _ticket(vip.sender)
-    assert vip_ticket.reason == "vip_negative_mood"
+    assert vip_ticket.reason_detail.endswith("(vip customer: 10% bar, sooner)"), vip_ticket.reason_detail
     assert vip_ticket.priority > _ticket(lost.sender).priority
 
 

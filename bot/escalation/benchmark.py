@@ -48,7 +48,8 @@ PARSE_BATCH = 256
 @dataclass(frozen=True)
 class Scored:
     """One dialogue's per-message scores, and where a rule escalates at once (an explicit request for a person,
-    giving up after a bot failure, a third attempt at a request the bot missed), if anywhere."""
+    one furious message about an order, giving up after a bot failure, a third attempt at a request the bot
+    missed), if anywhere."""
 
     dialogue: Dialogue
     scores: tuple[float, ...]
@@ -78,6 +79,9 @@ def score_dialogues(dialogues: Sequence[Dialogue], model: EscalationModel, embed
             if (parses or {}).get(turn.text, (None, None))[0] in settings.explicit_intents \
                     or asks_for_person(turn.text):
                 rule_at, rule = i, "explicit_request"
+                break
+            if row.furious_about_order:
+                rule_at, rule = i, "service_complaint"
                 break
             if row.gave_up_after_failure:
                 rule_at, rule = i, "gave_up"

@@ -1,7 +1,8 @@
 """When the bot steps aside: the escalation model's decision on the latest shopper message, and why.
 
 - An explicit request for a person (the ``contact_human_agent`` intent, or words like "a real person")
-  escalates at once; so do giving up right after a bot failure (``MessageSignals.gave_up_after_failure``)
+  escalates at once; so do one very negative message about an order (``MessageSignals.furious_about_order``),
+  giving up right after a bot failure (``MessageSignals.gave_up_after_failure``)
   and a loop: the same request a third time after an answer that missed it
   (``MessageSignals.third_attempt_missed``).
 - Otherwise the model (``bot.escalation.model``) scores the message's signals (``bot.escalation.signals``)
@@ -169,6 +170,11 @@ def decide(exchanges: Sequence[Exchange], segment: str | None = None, model: Esc
     if last.intent in settings.explicit_intents or asks_for_person(last.text):
         why = f"the shopper asked for a person ({last.intent or 'in words'})"
         return Decision("explicit_request", why, 1.0, 0.0, ("human",), values["mood"], len(exchanges) - 1)
+    if row.furious_about_order:
+        cue = "; ".join(f'"{hit}"' for hit in row.lexicon[:2])
+        return Decision("service_complaint", f"one very negative message about an order (sentiment "
+                                             f"{values['sentiment']:+.2f}, {cue})", 1.0, 0.0,
+                        ("furious", "anger"), values["mood"], len(exchanges) - 1)
     if row.gave_up_after_failure:
         return Decision("gave_up", "gave up right after the bot failed or repeated itself", 1.0, 0.0,
                         ("give_up", "bot_failed"), values["mood"], len(exchanges) - 1)

@@ -43,12 +43,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from bot.sentiment import score
+from bot.sentiment import ORDER_WORDS, score
 
 REPEAT_SIMILARITY = 0.75  # cosine of two sentence embeddings at or above which a message repeats another
 REPLY_WINDOW = 3  # "the same answer again": the same as one of the bot's last three answers (a form question
 # asked again for a second order, much later in a long conversation, is not a loop)
 MOOD_ALPHA = 0.5  # weight of the newest message in the running mood
+FURIOUS_ABOUT_ORDER = -0.7  # one message this negative, with a frustration cue and order words: hand over at once
 FURIOUS = -0.6  # a message at or below this sentiment, with a frustration cue, about the service: "furious"
 CONTENT_WORDS = 3  # messages shorter than this (in words) are answers, not requests: never a "repeat"
 
@@ -293,6 +294,7 @@ class MessageSignals:
     lexicon: tuple[str, ...]  # the sentiment lexicon's hits
     asked_before: int = 0  # earlier messages of the shopper this one repeats (similarity >= REPEAT_SIMILARITY)
     missed: bool = False  # the bot's answer just before failed, or hardly mentioned the shopper's last request
+    furious_about_order: bool = False  # see FURIOUS_ABOUT_ORDER
 
     @property
     def gave_up_after_failure(self) -> bool:
@@ -323,13 +325,15 @@ class _Words:
     give_up: bool
     person: bool
     words: int
+    about_order: bool = False  # order words: an order, parcel, delivery, refund, an order number
 
 
 @lru_cache(maxsize=8192)
 def _words_of(text: str) -> _Words:
     scored = score(text)
     return _Words(scored.compound, scored.lexicon, is_product_criticism(text), bool(COMPLAINT.search(text)),
-                  bool(CORRECTION.search(text)), bool(GIVE_UP.search(text)), asks_for_person(text), _words(text))
+                  bool(CORRECTION.search(text)), bool(GIVE_UP.search(text)), asks_for_person(text), _words(text),
+                  bool(ORDER_WORDS.search(text)))
 
 
 @lru_cache(maxsize=8192)
@@ -409,5 +413,8 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
             float(repeats >= 2), float(bot_failures + bot_repeats >= 2),
             float(service <= FURIOUS and bool(lexicon)), unanswered,
         )
-        rows.append(MessageSignals(tuple(round(v, 4) for v in values), lexicon, asked_before, missed))
+        furious_about_order = (not criticism and said.about_order and bool(lexicon)
+                               and service <= FURIOUS_ABOUT_ORDER)
+        rows.append(MessageSignals(tuple(round(v, 4) for v in values), lexicon, asked_before, missed,
+                                   furious_about_order))
     return rows

@@ -39,7 +39,7 @@ def priority(reason: str, segment: str | None, mood: float | None, lifetime_valu
     escalation model's, when it decided; how far the score went past the threshold adds up to 10 points."""
     points = REASON_POINTS.get(reason, REASON_POINTS["explicit_request"])
     if score is not None and threshold is not None and math.isfinite(score) and math.isfinite(threshold) \
-            and threshold < 1.0 and score > threshold:
+            and 0.0 < threshold < 1.0 and score > threshold:  # a rule's decisions (threshold 0) add nothing
         points += round(SCORE_POINTS * min(1.0, (score - threshold) / (1.0 - threshold)))
     points += SEGMENT_POINTS.get(segment or "", 0)
     if mood is not None and math.isfinite(mood) and mood < 0:
