@@ -157,8 +157,8 @@ def search_build(force: bool = False) -> None:
     directory = get_settings().search_index_dir
     with Session(get_engine()) as session:
         if force:
-            built = index.build(session, get_embedder(), progress=True)
-            index.save(built, directory)
+            built = index.ProductIndex.build(index.catalog_texts(session), get_embedder(), progress=True)
+            built.save(directory)
         else:
             built = index.ensure(session, get_embedder(), directory, progress=True)
     typer.echo(f"search index: {built.size} products in {directory}")

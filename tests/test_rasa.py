@@ -84,3 +84,18 @@ def test_every_response_an_action_names_is_in_the_domain() -> None:
              for m in re.findall(r"\"(utter_\w+)\"", path.read_text())}
     assert named, "no action names a response: the pattern is stale"
     assert named <= set(domain["responses"]), named - set(domain["responses"])
+
+
+def test_every_slot_an_action_sets_is_in_the_domain() -> None:
+    """Rasa drops a SlotSet for an undeclared slot with an error in its log: the value is lost (a preference
+    waiting for consent was, so "yes" saved nothing)."""
+    import re
+
+    import yaml
+
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    named = {m for path in (ROOT / "actions").glob("*.py")
+             for m in re.findall(r"SlotSet\(\s*\"(\w+)\"", path.read_text())}
+    assert {"pending_preference", "pending_confirmation", "shown_products"} <= named, "the pattern is stale"
+    builtin = {"requested_slot"}
+    assert named - builtin <= set(domain["slots"]), named - builtin - set(domain["slots"])
