@@ -6,7 +6,6 @@ shopper B's order by guessing numbers, and a guest cannot either without the rig
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -93,8 +92,10 @@ def test_signed_in_shopper_cannot_read_or_cancel_someone_elses_order(stack) -> N
     for secret in secrets_of(target) + secrets_of(b.numbers[SHIPPED]):
         assert secret not in seen, secret
     assert status_of(target) == (PAID, 0)
-    failures = re.findall(r"couldn't match those details", seen)
-    assert len(failures) == 3, seen  # identical wording for B's order and for a number that does not exist
+    # identical wording for B's order and for a number that does not exist. (Failing twice may hand the chat
+    # to a person: the escalation model reads repeated form failures as a shopper who is stuck.)
+    failures = [m.get("text") for m in chat.seen if "couldn't match those details" in (m.get("text") or "")]
+    assert len(failures) >= 2 and len(set(failures)) == 1, seen
 
 
 def test_guest_needs_the_orders_email_or_postcode(stack) -> None:  # type: ignore[no-untyped-def]

@@ -8,8 +8,9 @@
 - Otherwise the model (``bot.escalation.model``) scores the message's signals (``bot.escalation.signals``)
   and escalates when the score reaches the threshold for the shop's target false-escalation rate: the
   ``escalation`` section of the shop-policy file, ``false_escalation_rate`` (default 5%): the threshold
-  with the best recall on the calibration dialogues (dev, and train out of fold) within that rate. For the segments in ``vip_segments`` the bar
-  is lower: the most eager threshold within ``vip_false_escalation_rate`` (default 10%).
+  with the best recall on the calibration dialogues (dev, and train out of fold) within that rate. For
+  the segments in ``vip_segments`` the bar is lower: the most eager threshold within
+  ``vip_false_escalation_rate`` (default 10%).
 - The reason is the strongest group of signals (``REASONS``); the detail names every signal that pushed
   towards escalating, with the score and the threshold, for the agent.
 
