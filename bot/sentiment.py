@@ -1,8 +1,12 @@
-"""Per-message sentiment (VADER + a shop-domain lexicon) and the conversation-level escalation policy.
+"""Per-message sentiment (VADER + a shop-domain lexicon), the mood, and the old sentiment-only escalation
+triggers.
+
+``score`` feeds the escalation model's signals (``bot.escalation``), which now decides hand-overs; the
+triggers below (``EscalationThresholds``, ``evaluate``) are kept as the baseline ``python -m bot bench
+escalation`` prints next to the model, and ``mood_trajectory`` for the agent's context packet.
 
 Pure Python (stdlib + ``vaderSentiment``): the Rasa server (``rasa_addons``, Python 3.10) and the action
-server (Python 3.11) both import it, so the policy that predicts ``action_escalate`` and the action that
-records the reason agree by construction. Nothing here imports pydantic, SQLAlchemy or Rasa.
+server (Python 3.11) both import it. Nothing here imports pydantic, SQLAlchemy or Rasa.
 
 Mood: the running score across a conversation's shopper messages (``mood_trajectory``), by default an
 exponentially weighted average with weight 0.5 (``mood = mood + 0.5 * (message - mood)``, from neutral 0).
@@ -459,8 +463,9 @@ def escalated_since_handback(events: Iterable[Mapping[str, Any]], action: str = 
 
 def evaluate_events(events: Iterable[Mapping[str, Any]],
                     thresholds: EscalationThresholds | None = None) -> Decision | None:
-    """``evaluate`` over a tracker's events (what the Rasa policy and ``action_escalate`` both call).
-    None when nothing triggers or when this episode was already escalated."""
+    """``evaluate`` over a tracker's events (the old policy; the Rasa policy now calls
+    ``bot.escalation.decision.decide_events``). None when nothing triggers or when this episode was already
+    escalated."""
     events = list(events)
     if escalated_since_handback(events):
         return None
