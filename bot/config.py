@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     rate_limit_exempt: str = Field(
         default="", description="Client addresses or networks the chat limits skip (comma list, e.g. a load "
                                 "test driver: `127.0.0.1/32`).")
+    trusted_proxies: str = Field(
+        default="", description="Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the gateway believes "
+                                "(comma list of addresses or networks, e.g. `10.0.0.0/8`); empty: none, the "
+                                "client address is the TCP peer's. Run uvicorn with --no-proxy-headers.")
     allowed_origins: str = Field(
         default="", description="Pages that may open the shopper websocket (comma list of origins, `*`: any); "
                                 "empty: this host and SHOP_PUBLIC_URL only.")
@@ -185,6 +189,24 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError(f"helpdesk webhook names must be unique, got {names}")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"SHOP_TRUSTED_PROXIES: {part!r} is not an address or network") from exc
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @field_validator("rate_limit_per_conversation", "rate_limit_per_address")
     @classmethod

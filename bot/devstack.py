@@ -112,7 +112,7 @@ class Stack:
                      *(["--auth-token", token] if token else [])],
             "actions": [str(c.python), "-m", "rasa_sdk", "--actions", "actions", "-p", str(c.actions_port)],
             "gateway": [str(c.python), "-m", "uvicorn", "bot.web.app:app", "--host", c.host,
-                        "--port", str(c.gateway_port), "--no-access-log"],
+                        "--port", str(c.gateway_port), "--no-access-log", "--no-proxy-headers"],
         }
 
     def health_urls(self) -> dict[str, str]:

@@ -26,7 +26,8 @@ ENV SHOP_TRAINING_ROOT=/app/training
 RUN useradd --create-home shop && mkdir -p var models && chown -R shop var models training
 USER shop
 EXPOSE 5055 8000
-CMD ["python", "-m", "uvicorn", "bot.web.app:app", "--host", "0.0.0.0", "--port", "8000"]
+# --no-proxy-headers: X-Forwarded-* count only from SHOP_TRUSTED_PROXIES (the gateway checks the peer itself)
+CMD ["python", "-m", "uvicorn", "bot.web.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]
 
 # Rasa 3.6 runs on Python 3.10 only: the official slim image's interpreter, in its own prefix, with Rasa
 # in a venv (requirements/rasa.lock, as `make setup` installs it). bot/ stays on 3.11.

@@ -19,6 +19,7 @@ from tests.conftest import free_port
 def running_gateway(settings: Settings, **uvicorn_options: Any) -> Iterator[str]:
     """Serve ``create_app(settings)``; yields the base URL (``http://127.0.0.1:PORT``)."""
     port = free_port()
+    uvicorn_options.setdefault("proxy_headers", False)  # as every command that starts the gateway runs it
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                             access_log=False, **uvicorn_options)
     server = uvicorn.Server(config)

@@ -75,9 +75,37 @@ def test_pages_carry_no_inline_script_or_style(gateway: str) -> None:
 
 
 def test_hsts_over_https(catalog: int) -> None:
-    with running_gateway(settings(), proxy_headers=True, forwarded_allow_ips="127.0.0.1") as url:
+    with running_gateway(settings(trusted_proxies="127.0.0.1")) as url:  # TLS ends at the shop's proxy
         response = httpx.get(url + "/", headers={"X-Forwarded-Proto": "https"})
     assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_forwarded_headers_count_only_from_the_shops_proxies(catalog: int) -> None:
+    """A client behind no proxy cannot rotate X-Forwarded-For to escape the per-address limit; behind a
+    configured proxy each forwarded address is its own client."""
+    def burst(url: str) -> list[int]:
+        return [httpx.post(url + "/api/chat", json={"conversation_id": f"fwd-{i:04d}", "text": "hi"},
+                           headers={"X-Forwarded-For": f"203.0.113.{i + 1}"}, timeout=10).status_code
+                for i in range(6)]
+
+    limits = {"rate_limit_per_conversation": "off", "rate_limit_per_address": "100/hour burst 4"}
+    with running_gateway(settings(**limits)) as url:
+        assert burst(url) == [200, 200, 200, 200, 429, 429]  # one peer, whatever the header says
+        plain = httpx.get(url + "/", headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" not in plain.headers
+    with running_gateway(settings(**limits, trusted_proxies="127.0.0.1/32")) as url:
+        assert burst(url) == [200] * 6  # six shoppers behind the shop's proxy
+    with pytest.raises(ValueError, match="not an address or network"):
+        Settings(trusted_proxies="proxy.internal")
+
+
+def test_every_command_that_starts_the_gateway_leaves_proxy_headers_to_it() -> None:
+    from bot.devstack import Stack, StackConfig
+
+    assert "--no-proxy-headers" in Stack(StackConfig()).commands()["gateway"]
+    from bot import PROJECT_ROOT
+
+    assert '"--no-proxy-headers"' in (PROJECT_ROOT / "docker" / "app.Dockerfile").read_text()
 
 
 def test_a_forged_host_header_cannot_widen_the_policy(gateway: str) -> None:

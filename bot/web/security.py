@@ -7,6 +7,9 @@
 - :class:`BodyLimit` answers 413 to request bodies over the limit, before the app reads them.
 - :func:`origin_allowed` decides which pages may open the shopper's websocket, :func:`receive_frame`
   reads one websocket frame with a size limit.
+- Proxy headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) count only from ``SHOP_TRUSTED_PROXIES``;
+  otherwise the client address is the TCP peer's, so nobody escapes the rate limits, the login throttle or
+  the order-proof lockout by sending a header.
 """
 
 from __future__ import annotations
@@ -195,6 +198,13 @@ def install(app: FastAPI, settings: Settings) -> None:
     # with REDIS_URL every gateway replica draws from the same buckets
     store = RedisBuckets(settings.redis_url) if settings.redis_url else None
     app.state.chat_limiter = ChatLimiter.from_settings(settings, store)
+    if settings.trusted_proxy_list:
+        # the client address and scheme from X-Forwarded-For / -Proto, but only when the TCP peer is one of
+        # the shop's proxies; uvicorn's own handling (which trusts 127.0.0.1 by default) is switched off
+        # by --no-proxy-headers in every command that starts the gateway
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
 
 class AsciiJSONResponse(JSONResponse):
