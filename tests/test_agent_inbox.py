@@ -377,6 +377,7 @@ def test_failed_logins_are_throttled_by_name_and_address(gateway: Gateway) -> No
             with session_scope() as session:  # counted in the database, where every replica sees it
                 keys = set(session.scalars(select(LoginFailure.key)))
             assert f"user:{user.username.lower()}" in keys and "addr:127.0.0.1" in keys
+            assert f"user:{user.username.lower()}|addr:127.0.0.1" in keys
     finally:
         with session_scope() as session:  # other tests log in from 127.0.0.1
             session.execute(delete(LoginFailure))

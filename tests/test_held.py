@@ -88,3 +88,26 @@ def test_login_failures_are_counted_in_the_database_for_every_replica() -> None:
     with session_scope() as s:  # old failures are swept when new ones come
         replica_a.failed(s, "user:late", now=now + timedelta(seconds=120))
         assert s.scalars(select(LoginFailure).where(LoginFailure.key == addr)).all() == []
+
+
+def test_rotating_addresses_cannot_lock_a_member_of_staff_out() -> None:
+    """Throttled by name and address together: ten wrong passwords from ten addresses leave the right one from
+    the member's own address working; ten from one address block that address; a hundred from anywhere
+    block the name."""
+    name, now = f"ann-{uuid.uuid4().hex[:8]}", utcnow()
+    throttle = LoginThrottle()
+    with session_scope() as s:
+        for i in range(10):
+            assert not throttle.login_blocked(s, name, f"198.51.100.{i}", now=now)
+            throttle.login_failed(s, name, f"198.51.100.{i}", now=now)
+        assert not throttle.login_blocked(s, name.upper(), "192.0.2.7", now=now)  # her own address still works
+        guesser = f"203.0.113.{uuid.uuid4().int % 250}-{name}"
+        for _ in range(10):
+            throttle.login_failed(s, "someone", guesser, now=now)
+        assert throttle.login_blocked(s, name, guesser, now=now)  # that address tried too often, any name
+        for i in range(90):
+            throttle.login_failed(s, name, f"2001:db8::{i:x}", now=now)
+        assert throttle.login_blocked(s, name, "192.0.2.7", now=now)  # a hundred failures: the name waits
+        assert not throttle.login_blocked(s, name, "192.0.2.7", now=now + timedelta(seconds=901))
+        throttle.login_succeeded(s, name, "192.0.2.7")
+        assert not throttle.login_blocked(s, name, "192.0.2.7", now=now)

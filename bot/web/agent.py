@@ -300,19 +300,18 @@ async def login(request: Request, username: Annotated[str, Form(max_length=200)]
         return _login_page(request, error="The login form expired. Please try again.", username=username,
                            status=403, next_url=target)
     throttle: LoginThrottle = request.app.state.login_throttle
-    name_key = f"user:{username.strip().lower()}"
-    addr_key = f"addr:{request.client.host if request.client else '-'}"
+    address = request.client.host if request.client else "-"
     inbox = inbox_of(request)
-    if await inbox.db(lambda session: throttle.blocked(session, name_key, addr_key)):
+    if await inbox.db(lambda session: throttle.login_blocked(session, username, address)):
         return _login_page(request, error="Too many failed attempts. Wait 15 minutes and try again.",
                            username=username, status=429, next_url=target)
 
     def check(session: Any) -> tuple[str, AuthSession] | None:
         user = users.authenticate(session, username, password)
         if user is None:
-            throttle.failed(session, name_key, addr_key)
+            throttle.login_failed(session, username, address)
             return None
-        throttle.succeeded(session, name_key)
+        throttle.login_succeeded(session, username, address)
         return sessions.start_session(session, user)
 
     started = await inbox.db(check)
