@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from bot import PROJECT_ROOT
-from bot.escalation.decision import EscalationSettings, decide, decode_embedding, policy_settings
+from bot.escalation.decision import EscalationSettings, decide, decode_embedding, policy_settings, rule_of
 from bot.escalation.dialogues import Dialogue, load_files, split_files
 from bot.escalation.model import EscalationModel
-from bot.escalation.signals import asks_for_person, signal_rows
+from bot.escalation.signals import signal_rows
 from bot.escalation.training import (
     Parses,
     embed_dialogues,
@@ -73,21 +73,12 @@ def score_dialogues(dialogues: Sequence[Dialogue], model: EscalationModel, embed
                     parses: Parses | None, settings: EscalationSettings) -> list[Scored]:
     out = []
     for dialogue in dialogues:
-        rows = signal_rows(exchanges_of(dialogue, embeddings, parses))
+        exchanges = exchanges_of(dialogue, embeddings, parses)
+        rows = signal_rows(exchanges)
         rule_at, rule = None, None
-        for i, (turn, row) in enumerate(zip(dialogue.user_turns, rows, strict=True)):
-            if (parses or {}).get(turn.text, (None, None))[0] in settings.explicit_intents \
-                    or asks_for_person(turn.text):
-                rule_at, rule = i, "explicit_request"
-                break
-            if row.furious_about_order:
-                rule_at, rule = i, "service_complaint"
-                break
-            if row.gave_up_after_failure:
-                rule_at, rule = i, "gave_up"
-                break
-            if row.third_attempt_missed:
-                rule_at, rule = i, "repeated_request"
+        for i, (exchange, row) in enumerate(zip(exchanges, rows, strict=True)):
+            if (found := rule_of(exchange, row, settings)) is not None:
+                rule_at, rule = i, found[0]
                 break
         out.append(Scored(dialogue, tuple(model.score(row.values) for row in rows), rule_at, rule))
     return out

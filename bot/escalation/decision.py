@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 from bot.escalation.model import EscalationModel, default_model
-from bot.escalation.signals import Exchange, asks_for_person, signal_rows
+from bot.escalation.signals import Exchange, MessageSignals, asks_for_person, signal_rows
 from bot.sentiment import escalated_since_handback, segment_from_events, since_handback
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,27 @@ def _reason(contributions: Sequence[tuple[str, float]]) -> str:
     return max(totals, key=lambda reason: totals[reason])
 
 
+def rule_of(exchange: Exchange, row: MessageSignals,
+            settings: EscalationSettings) -> tuple[str, str, tuple[str, ...]] | None:
+    """(reason, detail, signals) when a rule hands this message over whatever the model says, in this order:
+    an explicit request for a person, one furious message about an order, giving up right after a bot
+    failure, a third attempt at a request the bot missed. None: the model decides."""
+    values = row.as_dict()
+    if exchange.intent in settings.explicit_intents or asks_for_person(exchange.text):
+        return "explicit_request", f"the shopper asked for a person ({exchange.intent or 'in words'})", ("human",)
+    if row.furious_about_order:
+        cue = "; ".join(f'"{hit}"' for hit in row.lexicon[:2])
+        return ("service_complaint", f"one very negative message about an order (sentiment "
+                                     f"{values['sentiment']:+.2f}, {cue})", ("furious", "anger"))
+    if row.gave_up_after_failure:
+        return "gave_up", "gave up right after the bot failed or repeated itself", ("give_up", "bot_failed")
+    if row.third_attempt_missed:
+        return ("repeated_request", f"asked the same thing {row.asked_before + 1} times and the bot's last answer "
+                                    f"missed it (similarity {values['rephrase']:.2f})",
+                ("rephrase", "repeats", "unanswered"))
+    return None
+
+
 def decide(exchanges: Sequence[Exchange], segment: str | None = None, model: EscalationModel | None = None,
            settings: EscalationSettings | None = None) -> Decision | None:
     """Whether a person should take over at the latest of ``exchanges`` (the shopper's messages of this bot
@@ -165,25 +186,11 @@ def decide(exchanges: Sequence[Exchange], segment: str | None = None, model: Esc
     if not exchanges:
         return None
     settings = settings or EscalationSettings()
-    last = exchanges[-1]
     row = signal_rows(exchanges)[-1]
     values = row.as_dict()
-    if last.intent in settings.explicit_intents or asks_for_person(last.text):
-        why = f"the shopper asked for a person ({last.intent or 'in words'})"
-        return Decision("explicit_request", why, 1.0, 0.0, ("human",), values["mood"], len(exchanges) - 1)
-    if row.furious_about_order:
-        cue = "; ".join(f'"{hit}"' for hit in row.lexicon[:2])
-        return Decision("service_complaint", f"one very negative message about an order (sentiment "
-                                             f"{values['sentiment']:+.2f}, {cue})", 1.0, 0.0,
-                        ("furious", "anger"), values["mood"], len(exchanges) - 1)
-    if row.gave_up_after_failure:
-        return Decision("gave_up", "gave up right after the bot failed or repeated itself", 1.0, 0.0,
-                        ("give_up", "bot_failed"), values["mood"], len(exchanges) - 1)
-    if row.third_attempt_missed:
-        why = (f"asked the same thing {row.asked_before + 1} times and the bot's last answer missed it "
-               f"(similarity {values['rephrase']:.2f})")
-        return Decision("repeated_request", why, 1.0, 0.0, ("rephrase", "repeats", "unanswered"), values["mood"],
-                        len(exchanges) - 1)
+    if (rule := rule_of(exchanges[-1], row, settings)) is not None:
+        reason, why, signals = rule
+        return Decision(reason, why, 1.0, 0.0, signals, values["mood"], len(exchanges) - 1)
     model = model or default_model()
     rate = settings.rate_for(segment)
     threshold = settings.threshold(model, segment)

@@ -208,6 +208,7 @@ def is_product_criticism(text: str) -> bool:
     return bool(CRITICISM.search(text)) and not _SERVICE.search(text) and not COMPLAINT.search(text)
 
 
+@lru_cache(maxsize=8192)
 def is_bot_failure(text: str) -> bool:
     return bool(BOT_FAILURE.search(text or ""))
 
@@ -293,14 +294,14 @@ class MessageSignals:
     values: tuple[float, ...]
     lexicon: tuple[str, ...]  # the sentiment lexicon's hits
     asked_before: int = 0  # earlier messages of the shopper this one repeats (similarity >= REPEAT_SIMILARITY)
-    missed: bool = False  # the bot's answer just before failed, or hardly mentioned the shopper's last request
+    missed: bool = False  # the bot's answer just before failed, or hardly mentions what this request asks
     furious_about_order: bool = False  # see FURIOUS_ABOUT_ORDER
 
     @property
     def gave_up_after_failure(self) -> bool:
         """The shopper gives up ("forget it", "never mind") right after the bot failed or repeated itself: they
         are leaving unhappy, whatever the model says (the policy escalates on it at once)."""
-        values = dict(zip(SIGNALS, self.values, strict=True))
+        values = self.as_dict()
         return bool(values["give_up"]) and bool(values["bot_failed"] or values["bot_repeated"])
 
     @property
@@ -336,11 +337,6 @@ def _words_of(text: str) -> _Words:
                   bool(ORDER_WORDS.search(text)))
 
 
-@lru_cache(maxsize=8192)
-def _is_failure(text: str) -> bool:
-    return is_bot_failure(text)
-
-
 _NOTHING = _Words(0.0, (), False, False, False, False, False, 0)  # a button's payload: the shopper typed nothing
 
 
@@ -357,7 +353,7 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
     for exchange in exchanges:
         text = (exchange.text or "").strip()
         payload = is_payload(text)
-        bot_failed = float(any(_is_failure(reply) for reply in exchange.bot_before))
+        bot_failed = float(any(is_bot_failure(reply) for reply in exchange.bot_before))
         turn = " ".join(exchange.bot_before)  # the bot's whole answer: its texts, and the products it showed
         bot_repeated = float(bool(turn) and any(same_reply(turn, earlier) for earlier in bot_said[-REPLY_WINDOW:]))
         if turn:
@@ -397,11 +393,11 @@ def signal_rows(exchanges: Sequence[Exchange]) -> list[MessageSignals]:
         if not payload:
             lengths.append(words)
         if content:
-            last_request = (text, np.asarray(exchange.embedding, dtype=np.float32))
+            last_request = (text, vector)
         elif not payload:
             last_request = None
         failed_before = max(bot_failed, bot_repeated)
-        missed = bool(bot_failed) or (last_request is not None and answer_overlap(last_request[0], turn) < 0.5)
+        missed = bool(bot_failed) or (content and answer_overlap(text, turn) < 0.5)
         values = (
             sentiment, max(0.0, -service), mood, float(min(3, len(lexicon))), criticism,
             rephrase, float(min(4, repeats)),
