@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.escalation.dialogues import DatasetError, Dialogue, load_dialogues
-
-__all__ = ["DatasetError", "benchmark", "compare_moods", "load_dialogues", "replay", "summarise"]
+from bot.escalation.dialogues import DatasetError, Dialogue, Parses, load_dialogues
 from bot.nlu.parsing import parse_batch
 from bot.sentiment import EscalationThresholds, Turn, evaluate, score
 
-Parses = dict[str, tuple[str | None, float | None]]  # text -> (intent, confidence)
+__all__ = ["DatasetError", "benchmark", "compare_moods", "load_dialogues", "replay", "summarise"]
 
 
 # --------------------------------------------------------------------------------------------- NLU

@@ -26,11 +26,10 @@ import numpy as np
 
 from bot import PROJECT_ROOT
 from bot.escalation.decision import EscalationSettings, decide, decode_embedding, policy_settings, rule_of
-from bot.escalation.dialogues import Dialogue, load_files, split_files
+from bot.escalation.dialogues import Dialogue, Parses, load_files, split_files
 from bot.escalation.model import EscalationModel
 from bot.escalation.signals import signal_rows
 from bot.escalation.training import (
-    Parses,
     embed_dialogues,
     exchanges_of,
     needs_embedding,
@@ -237,7 +236,7 @@ def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: P
     curve = pr_curve(scored)
     name = ", ".join(p.name for p in paths)
     common = {"benchmark": "escalation", "dataset": name, "nlu": nlu}
-    old_outcomes = [replay(d, old_thresholds, dict(parses) if parses else None) for d in dialogues]
+    old_outcomes = [replay(d, old_thresholds, parses) for d in dialogues]
     old = summarise(old_outcomes)
     rows = [{**common, "policy": "model", **at, "message_cost": message_cost(scored, embeddings, parses, model,
                                                                               settings)},

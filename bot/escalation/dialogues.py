@@ -8,6 +8,7 @@ dialogues live in ``data/escalation``: ``train-*.jsonl``, ``dev.jsonl`` and ``te
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bot import PROJECT_ROOT
 
 DIALOGUES_DIR = PROJECT_ROOT / "data" / "escalation"
 SPLITS = {"train": "train-*.jsonl", "dev": "dev.jsonl", "test": "test-*.jsonl"}
+Parses = Mapping[str, tuple[str | None, float | None]]  # text -> (intent, confidence), from the NLU
 
 LABELS = ("escalate", "ok")
 

@@ -26,14 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from bot.escalation.dialogues import Dialogue, load_split
+from bot.escalation.dialogues import Dialogue, Parses, load_split
 from bot.escalation.model import DEFAULT_PATH, CalibrationPoint, EscalationModel
 from bot.escalation.signals import CONTENT_WORDS, DIRECTIONS, SIGNALS, Exchange, is_payload, signal_rows
 
 logger = logging.getLogger(__name__)
 
 Embed = Callable[[list[str]], np.ndarray]
-Parses = Mapping[str, tuple[str | None, float | None]]  # text -> (intent, confidence)
 FOLDS = 5  # out-of-fold scores of the train dialogues join the dev dialogues for calibration
 C = 0.5  # inverse regularisation: chosen on the dev split (see README, "Escalation")
 
