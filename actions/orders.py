@@ -25,6 +25,7 @@ from rasa_sdk.types import DomainDict
 from actions.context import intent_of, requester, user_text
 from actions.messages import money
 from actions.policy import say_policy_answer
+from actions.profile import CONSENT_CONFIRMATION, answer_consent
 from bot.config import get_settings
 from bot.db import migrate
 from bot.search import references
@@ -575,7 +576,8 @@ class ActionCancelOrder(Action):
 
 
 class ActionConfirm(Action):
-    """The shopper's yes or no to the pending confirmation: acts on exactly the order it named."""
+    """The shopper's yes or no to the pending confirmation: acts on exactly the order it named, or answers the
+    consent question that ``action_save_preference`` asked."""
 
     def name(self) -> str:
         return "action_confirm"
@@ -583,6 +585,8 @@ class ActionConfirm(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
         pending = str(tracker.get_slot("pending_confirmation") or "")
         clear = [SlotSet("pending_confirmation", None)]
+        if pending == CONSENT_CONFIRMATION:
+            return answer_consent(dispatcher, tracker, agreed=intent_of(tracker) == "affirm")
         what, _, number = pending.partition(" ")
         if what != CANCEL or not number:
             dispatcher.utter_message(response="utter_anything_else" if intent_of(tracker) == "affirm"
