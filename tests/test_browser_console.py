@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from bot.clock import utcnow
 from bot.config import Settings
 from bot.db import session_scope
 from bot.rasa_events import EVENTS, create_events_table, tracker_engine
+from bot.training import gate
 from bot.training.models import (
     EVALUATING,
     READY,
@@ -154,9 +156,8 @@ class Gateway:
         self.thread.join(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    tmp = tmp_path_factory.mktemp("console")
+@contextmanager
+def running_console(tmp: Path) -> Iterator[Console]:
     tracker_url = f"sqlite:///{tmp / 'tracker.sqlite3'}"
     write_conversations(Tracker(tracker_url))
     # Nothing listens on the Rasa port: the console must not need Rasa to label or to show the registry.
@@ -171,6 +172,12 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         yield Console(gateway.url, settings, lead.id, username, tmp)
     finally:
         gateway.close()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    with running_console(tmp_path_factory.mktemp("console")) as started:
+        yield started
 
 
 def open_console(browser, console: Console, hash_: str):  # type: ignore[no-untyped-def]
@@ -378,6 +385,7 @@ def test_models_view_shows_the_registry_and_follows_a_job(console: Console, brow
     base = {"accuracy": 0.9, "macro_f1": 0.925, "per_intent": base_intents}
     worse = {"accuracy": 0.88, "macro_f1": 0.85,
              "per_intent": {"greet": {"f1": 0.8, "support": 12}, "thank": {"f1": 0.9, "support": 10}}}
+    changed = [{"text": "hi there", "expected": "greet", "before": "greet", "after": "thank", "fixed": False}]
     now = utcnow()
     with session_scope(console.settings.database_url) as session:
         session.add(_version(1, path=str(archives / "shop-v1.tar.gz"), metrics=base, active=True, activated_at=now))
@@ -386,10 +394,8 @@ def test_models_view_shows_the_registry_and_follows_a_job(console: Console, brow
         session.add(_version(2, path=str(archives / "shop-v2.tar.gz"), metrics=worse, baseline_version=1,
                              baseline_metrics=base, created_by_name=LEAD_NAME, note="more <b>greetings</b>",
                              examples=5, log_tail="epoch 100/100\nevaluation done",
-                             gate={"passed": False, "reasons": ["macro-F1 fell by 7.5 points (limit 0.5)",
-                                                                "greet: F1 fell by 15.0 points (limit 5)"]},
-                             changed=[{"text": "hi there", "expected": "greet", "before": "greet", "after": "thank",
-                                       "fixed": False}]))
+                             gate=gate.check(worse, base, gate.GateLimits(intent_alpha=1.0), changed),
+                             changed=changed))
         session.add(_version(3, state=TRAINING, running=True, stage="training: epoch 12/100", progress=0.12,
                              heartbeat_at=now, created_by_name=LEAD_NAME))
 
@@ -401,18 +407,18 @@ def test_models_view_shows_the_registry_and_follows_a_job(console: Console, brow
     expect(page.get_by_test_id("train")).to_be_disabled()
     expect(page.get_by_test_id("model-row-1").get_by_test_id("active-badge")).to_have_text("live")
     row2 = page.get_by_test_id("model-row-2")
-    expect(row2.get_by_test_id("gate-badge")).to_have_text("refused")
+    expect(row2.get_by_test_id("gate-badge")).to_have_text("blocked")
     expect(row2).to_contain_text("0.850 (\u22120.075)")
     expect(page.get_by_test_id("pending-labels")).not_to_have_text("\u2026")
 
     # The refused version: its worst intent is highlighted, and activating it needs a reason.
     page.get_by_test_id("model-open-2").click()
     detail = page.get_by_test_id("model-detail")
-    expect(detail.get_by_test_id("gate-reasons")).to_contain_text("greet: F1 fell by 15.0 points")
+    expect(detail.get_by_test_id("gate-reasons")).to_contain_text("F1 of intent 'greet' falls 15.0 points")
     greet = detail.locator("[data-testid=intent-row][data-intent=greet]")
-    expect(greet).to_have_class("refused")
+    expect(greet).to_have_class("fails")
     expect(greet).to_contain_text("\u22120.150")
-    expect(detail.locator("[data-testid=intent-row][data-intent=thank]")).not_to_have_class("refused")
+    expect(detail.locator("[data-testid=intent-row][data-intent=thank]")).not_to_have_class("fails")
     expect(detail.get_by_test_id("changed")).to_contain_text("hi there")
     expect(detail.get_by_test_id("activations")).to_have_count(0)  # never activated
     expect(detail.get_by_test_id("log-tail")).to_have_text("epoch 100/100\nevaluation done")
@@ -459,3 +465,87 @@ def test_models_view_shows_the_registry_and_follows_a_job(console: Console, brow
     expect(page.get_by_test_id("alert")).to_contain_text("reason for rolling back")
     assert not problems, problems
     context.close()
+
+
+def _intents(**f1: float) -> dict[str, dict[str, float]]:
+    return {name: {"f1": value, "support": 26} for name, value in f1.items()}
+
+
+def _worse_for(intent: str, count: int) -> list[dict[str, Any]]:
+    return [{"text": f"{intent} message {i}", "expected": intent, "before": intent, "after": "nlu_fallback",
+             "fixed": False} for i in range(count)]
+
+
+def test_the_gate_verdict_and_the_intent_rows_agree_and_version_one_shows_its_scores(
+        tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, item 8: "passed" showed next to red "refused" intents, the rule text left out the noise test
+    that let them pass, and version 1 showed no scores. A registry of its own: version 1 as `make model`
+    registers it (no metrics), version 2 whose intent drops are within retraining noise, version 3 with a
+    real drop."""
+    from playwright.sync_api import expect
+
+    base = {"accuracy": 0.93, "macro_f1": 0.92, "per_intent": _intents(greet=0.95, thank=0.9, goodbye=0.91)}
+    noisy = {"accuracy": 0.92, "macro_f1": 0.918, "per_intent": _intents(greet=0.88, thank=0.9, goodbye=0.97)}
+    broken = {"accuracy": 0.92, "macro_f1": 0.918, "per_intent": _intents(greet=0.95, thank=0.8, goodbye=1.0)}
+    with running_console(tmp_path) as console:
+        limits = gate.GateLimits.from_settings(console.settings)
+        archive = tmp_path / "shop-v1.tar.gz"
+        archive.write_bytes(b"not a real model")
+        now = utcnow()
+        with session_scope(console.settings.database_url) as session:
+            session.add(_version(1, path=str(archive), active=True, activated_at=now))  # as ensure_baseline makes it
+            for version, metrics, changed in ((2, noisy, _worse_for("greet", 3)), (3, broken, _worse_for("thank", 6))):
+                session.add(_version(version, metrics=metrics, baseline_version=1, baseline_metrics=base,
+                                     changed=changed, created_by_name=LEAD_NAME,
+                                     gate=gate.check(metrics, base, limits, changed)))
+
+        context, page, problems = open_console(browser, console, "#models")
+        rules = page.get_by_test_id("gate-rules")
+        for words in ("may fall by at most 0.5 points", "more than 5.0 points", "exact two-sided sign test",
+                      "p \u2264 0.05", "within noise", "off-topic recall by at most 2.0 points"):
+            expect(rules).to_contain_text(words)
+        expect(page.get_by_test_id("model-row-1").get_by_test_id("gate-badge")).to_have_text("first model")
+        expect(page.get_by_test_id("model-row-1")).to_contain_text("0.930")  # accuracy, measured as v3's baseline
+        expect(page.get_by_test_id("model-row-2").get_by_test_id("gate-badge")).to_have_text("passed")
+        expect(page.get_by_test_id("model-row-3").get_by_test_id("gate-badge")).to_have_text("blocked")
+
+        detail = page.get_by_test_id("model-detail")
+        expected = {2: ("Passed", {"greet": "within_noise", "thank": "pass", "goodbye": "pass"}),
+                    3: ("Blocked", {"greet": "pass", "thank": "fail", "goodbye": "pass"})}
+        for version, (word, statuses) in expected.items():
+            page.get_by_test_id(f"model-open-{version}").click()
+            expect(page.get_by_test_id("model-title")).to_have_text(f"Version {version}")
+            verdict = detail.get_by_test_id("gate-verdict")
+            expect(verdict).to_contain_text(word + ":")
+            rows = detail.get_by_test_id("intent-row")
+            expect(rows).to_have_count(3)
+            shown = {rows.nth(i).get_attribute("data-intent"): rows.nth(i).get_attribute("data-gate") for i in range(3)}
+            assert shown == statuses, shown
+            # red rows exactly when the verdict blocks, and each red row's reason is under the verdict
+            expect(detail.locator("tr.fails")).to_have_count(list(statuses.values()).count("fail"))
+            expect(detail.get_by_test_id("gate-rules-applied")).to_contain_text("sign test")
+        # version 3: the failing intent is red, says why, and its reason is listed under "Blocked"
+        thank = detail.locator("[data-testid=intent-row][data-intent=thank]")
+        expect(thank.get_by_test_id("intent-gate")).to_have_text("blocks")
+        expect(detail.get_by_test_id("gate-reasons")).to_contain_text("F1 of intent 'thank' falls 10.0 points")
+        expect(detail.get_by_test_id("gate-reasons")).to_contain_text("p = 0.03")
+        # version 2: the drop the noise test let through is marked so, and the verdict names it
+        page.get_by_test_id("model-open-2").click()
+        expect(detail.get_by_test_id("gate-verdict")).to_contain_text("greet")
+        expect(detail.get_by_test_id("gate-verdict")).to_contain_text("within retraining noise")
+        greet = detail.locator("[data-testid=intent-row][data-intent=greet]")
+        expect(greet).to_have_class("noise")
+        expect(greet.get_by_test_id("intent-gate")).to_have_text("within noise")
+        expect(detail.get_by_test_id("gate-reasons")).to_have_count(0)
+        expect(detail.get_by_test_id("gate-notes")).to_contain_text("3 test messages worse, 0 better")
+
+        # version 1: its scores (the first training measured them) and nothing to compare
+        page.get_by_test_id("model-open-1").click()
+        expect(page.get_by_test_id("model-title")).to_have_text("Version 1 (live)")
+        expect(detail.get_by_test_id("gate-verdict")).to_have_text("First model, nothing to compare.")
+        expect(page.get_by_test_id("model-gate")).to_contain_text("Accuracy0.930")
+        expect(page.get_by_test_id("model-gate")).to_contain_text("baseline of version 3")
+        expect(detail.get_by_test_id("intent-row")).to_have_count(3)
+        expect(detail.locator("[data-testid=intent-row][data-intent=greet]")).to_contain_text("0.950")
+        assert not problems, problems
+        context.close()

@@ -53,19 +53,21 @@ def lead() -> dict[str, Any]:
 def original_model_back(stack) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """Whatever happens here, the later tests talk to the model `make model` trained."""
     yield
-    status = httpx.get(f"{stack.rasa_url}/status", timeout=10).json()
+    status = httpx.get(f"{stack.rasa_url}/status", params={"token": stack.rasa_token}, timeout=10).json()
     if Path(status.get("model_file") or "").name not in ("shop.tar.gz", "shop-v1.tar.gz"):
         httpx.put(f"{stack.rasa_url}/model", json={"model_file": str(rasa_model.model_path().resolve())},
-                  timeout=600)
+                  params={"token": stack.rasa_token}, timeout=600)
 
 
 def understood(stack, conversation_id: str) -> str:  # type: ignore[no-untyped-def]
-    tracker = httpx.get(f"{stack.rasa_url}/conversations/{conversation_id}/tracker", timeout=30).json()
+    tracker = httpx.get(f"{stack.rasa_url}/conversations/{conversation_id}/tracker", params={"token": stack.rasa_token},
+                        timeout=30).json()
     return str(tracker["latest_message"]["intent"]["name"])
 
 
 def serving(stack) -> str:  # type: ignore[no-untyped-def]
-    return Path(httpx.get(f"{stack.rasa_url}/status", timeout=10).json()["model_file"]).name
+    return Path(httpx.get(f"{stack.rasa_url}/status", params={"token": stack.rasa_token},
+                          timeout=10).json()["model_file"]).name
 
 
 def log_in(browser, stack, lead: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -152,6 +154,9 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
     assert row.metrics["training"] == "trained from scratch"
     assert {"nlu_informal", "offtopic_recall", "in_scope_false_rejection"} <= set(row.metrics["held_out"])
     assert row.metrics["examples"] >= 1300 and row.baseline_version is not None
+    with session_scope() as session:  # the baseline (version 1: nobody evaluated it before) keeps its scores
+        base = registry.get_version(session, row.baseline_version)
+        assert base is not None and isinstance(base.metrics.get("macro_f1"), float), base.metrics
     assert row.gate["passed"], row.gate
     fixed = [c for c in row.changed if c["fixed"]]
     assert row.metrics["confusion_png"] and Path(row.metrics["confusion_png"]).exists()
@@ -213,7 +218,7 @@ def test_the_gate_refuses_a_worse_model_and_a_rollback_restores_version_one(stac
         assert live is not None and live.version == worse.version - 1
 
     page.get_by_test_id("nav-models").click()
-    expect(page.get_by_test_id(f"model-row-{worse.version}").get_by_test_id("gate-badge")).to_contain_text("refused")
+    expect(page.get_by_test_id(f"model-row-{worse.version}").get_by_test_id("gate-badge")).to_contain_text("blocked")
     refused = api(context, stack, "POST", f"/admin/api/models/{worse.version}/activate", {})
     assert refused.status == 409 and refused.json()["detail"]["error"] == "gate_failed"
     assert refused.json()["detail"]["reasons"] == worse.gate["reasons"]

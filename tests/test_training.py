@@ -107,6 +107,109 @@ def test_an_intents_drop_refuses_only_beyond_retraining_noise() -> None:
     assert not literal["passed"]  # alpha 1: any drop over the limit refuses
 
 
+def _worse(intent: str, count: int) -> list[dict]:
+    return [{"text": f"{intent}{i}", "expected": intent, "before": intent, "after": "other", "fixed": False}
+            for i in range(count)]
+
+
+def test_the_verdict_comes_from_the_same_decision_as_each_intent() -> None:
+    """Issue 16, item 8: the console said "passed" next to red "refused" intents. One decision object now
+    holds the verdict and every intent's status, and ``passed`` is derived from those statuses."""
+    base = _metrics(0.90, a=0.9, b=0.9, c=0.9)
+    new = _metrics(0.90, a=0.8, b=0.8, c=0.93)
+    decision = gate.check(new, base, LIMITS, _worse("a", 3) + _worse("b", 6))
+    intents = decision["intents"]
+    assert intents["a"]["status"] == gate.NOISE and (intents["a"]["worse"], intents["a"]["better"]) == (3, 0)
+    assert intents["b"]["status"] == gate.FAIL and intents["b"]["p"] == 0.0312
+    assert intents["c"]["status"] == gate.PASS
+    assert decision["verdict"] == "blocked" and not decision["passed"]
+    assert decision["summary"].startswith("Blocked: 1 check of the gate fails")
+    assert decision["reasons"] == [intents["b"]["text"]] and decision["notes"] == [intents["a"]["text"]]
+    # the same drops, all within noise: the verdict passes and names the intents it let through, and why
+    noisy = gate.check(new, base, LIMITS, _worse("a", 3) + _worse("b", 3))
+    assert noisy["passed"] and noisy["verdict"] == "passed"
+    assert {k: v["status"] for k, v in noisy["intents"].items()} == {"a": gate.NOISE, "b": gate.NOISE, "c": gate.PASS}
+    assert noisy["summary"] == ("Passed: no check fails. 2 intents (a, b) fall more than 5.0 points, but within "
+                                "retraining noise (sign test p > 0.05).")
+    for d in (decision, noisy):  # passed <=> nothing in the decision fails
+        statuses = [e["status"] for e in d["intents"].values()] + [c["status"] for c in d["checks"]]
+        assert d["passed"] == (gate.FAIL not in statuses)
+
+
+def test_the_rules_state_every_rule_applied_with_its_numbers() -> None:
+    base, new = _metrics(0.90, a=0.9), _metrics(0.90, a=0.9)
+    rules = " ".join(gate.check(new, base, gate.GateLimits(0.005, 0.05, 0.05, 0.02), [])["rules"])
+    for words in ("Macro-F1 on the test set may fall by at most 0.5 points", "F1 falls more than 5.0 points",
+                  "exact two-sided sign test", "p ≤ 0.05", "within noise", "informal set may fall by at most 0.5",
+                  "off-topic recall by at most 2.0 points", "false rejection may rise by at most 2.0 points"):
+        assert words in rules, words
+    literal = " ".join(gate.check(new, base, gate.GateLimits(intent_alpha=1.0), [])["rules"])
+    assert "no noise test: SHOP_GATE_INTENT_ALPHA is 1" in literal and "sign test" not in literal
+    assert gate.check(new, None, LIMITS)["verdict"] == "nothing_to_compare"
+
+
+def test_a_decision_stored_before_the_intents_were_kept_reads_back_the_same() -> None:
+    """Registries hold decisions with only passed, reasons and notes: their intents come back from the texts."""
+    base, new = _metrics(0.90, a=0.9, b=0.9), _metrics(0.90, a=0.8, b=0.8)
+    current = gate.check(new, base, LIMITS, _worse("a", 3) + _worse("b", 6))
+    old = gate.stored({k: current[k] for k in ("passed", "reasons", "notes")})
+    assert old["verdict"] == "blocked"
+    assert {k: v["status"] for k, v in old["intents"].items()} == {"a": gate.NOISE, "b": gate.FAIL}
+    assert gate.stored({}) == {}
+
+
+def test_per_intent_rows_carry_the_gates_decision_and_version_one_gets_its_scores(
+        fresh: tuple[str, Workspace], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url, workspace = fresh
+    built = tmp_path / "rasa"
+    built.mkdir()
+    (built / "shop.tar.gz").write_bytes(b"archive bytes")
+    monkeypatch.setenv("SHOP_RASA_MODEL_DIR", str(built))
+    base = {**_metrics(0.90, a=0.9, b=0.9, c=0.9), "accuracy": 0.91}
+    new = {**_metrics(0.90, a=0.8, b=0.8, c=0.93), "accuracy": 0.9}
+    changed = _worse("a", 3) + _worse("b", 6)
+    with _session(url) as session:
+        first = registry.ensure_baseline(session, workspace, utcnow())
+        assert first is not None and not first.metrics
+        one = registry.summary(first)
+        assert one["gate"]["verdict"] == "first_model" and one["gate"]["summary"] == gate.FIRST_MODEL
+        # the first training evaluates version 1 as its baseline; version 1 keeps those scores as its own
+        assert registry.record_baseline_metrics(session, 1, base, 2)
+        session.add(ModelVersion(version=2, state=READY, created_at=utcnow(), created_by_name="t", metrics=new,
+                                 baseline_version=1, baseline_metrics=base, changed=changed,
+                                 gate=gate.check(new, base, LIMITS, changed)))
+        session.commit()
+        one = registry.detail(session, registry.get_version(session, 1))  # type: ignore[arg-type]
+        assert (one["metrics"]["macro_f1"], one["metrics"]["accuracy"]) == (0.90, 0.91)
+        assert one["metrics"]["evaluated_as_baseline_of"] == 2 and len(one["per_intent"]) == 3
+        assert one["gate"]["verdict"] == "first_model"
+        two = registry.detail(session, registry.get_version(session, 2))  # type: ignore[arg-type]
+        rows = {r["intent"]: r for r in two["per_intent"]}
+        assert {k: r["gate"] for k, r in rows.items()} == {"a": gate.NOISE, "b": gate.FAIL, "c": gate.PASS}
+        assert rows["b"]["gate_text"] == two["gate"]["reasons"][0] and two["gate"]["verdict"] == "blocked"
+        assert "intents" not in registry.summary(registry.get_version(session, 2))["gate"]  # type: ignore[arg-type]
+        # a version's own evaluation is never replaced by one made of it as a baseline
+        assert not registry.record_baseline_metrics(session, 2, base, 3)
+
+
+def test_a_registry_from_before_gets_version_ones_scores_from_the_training_that_measured_them(
+        fresh: tuple[str, Workspace]) -> None:
+    url, workspace = fresh
+    base = {**_metrics(0.88, a=0.9), "accuracy": 0.9}
+    with _session(url) as session:
+        _ready(session, workspace, 1, active=True, gate_result={})
+        for version in (2, 3):
+            session.add(ModelVersion(version=version, state=READY, created_at=utcnow(), created_by_name="t",
+                                     metrics=_metrics(0.9, a=0.9), baseline_version=1,
+                                     baseline_metrics={**base, "macro_f1": 0.88 + version / 1000}))
+        session.commit()
+        assert registry.backfill_metrics(session) == 1
+        session.commit()
+        one = registry.get_version(session, 1)
+        assert one is not None and one.metrics["macro_f1"] == 0.883 and one.metrics["evaluated_as_baseline_of"] == 3
+        assert registry.backfill_metrics(session) == 0
+
+
 # --------------------------------------------------------------------------- registry and jobs
 
 

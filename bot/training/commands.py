@@ -100,7 +100,7 @@ def model_train(
         raise typer.Exit(1)
     if activate:
         if not row.gate.get("passed"):
-            typer.echo("not activated: the gate refused it (activate it with --reason to override)", err=True)
+            typer.echo("not activated: the gate blocked it (activate it with --reason to override)", err=True)
             raise typer.Exit(4)
         model_activate(row.version, reason="")
 
@@ -168,6 +168,7 @@ def model_list() -> None:
     migrate()
     with session_scope() as session:
         registry.ensure_baseline(session, _workspace(), utcnow())
+        registry.backfill_metrics(session)
         rows = [registry.summary(r) for r in session.scalars(select(ModelVersion).order_by(ModelVersion.version))]
     if not rows:
         typer.echo("no model versions yet: make model")
@@ -175,7 +176,8 @@ def model_list() -> None:
     typer.echo(f"{'ver':>4} {'state':<10} {'created':<21} {'by':<24} {'acc':>6} {'macroF1':>7} {'gate':<8} active")
     for r in rows:
         m = r["metrics"]
-        gate = "" if not r["gate"] else ("passed" if r["gate"].get("passed") else "refused")
+        gate = {"first_model": "first", "nothing_to_compare": "no base"}.get(r["gate"].get("verdict", ""),
+                                                                           r["gate"].get("verdict", ""))
         typer.echo(f"{r['version']:>4} {r['state']:<10} {r['created_at'] or '':<21} {r['created_by'][:24]:<24} "
                    f"{m.get('accuracy', ''):>6} {m.get('macro_f1', ''):>7} {gate:<8} {'*' if r['active'] else ''}")
 
@@ -183,7 +185,7 @@ def model_list() -> None:
 @model_app.command("activate")
 def model_activate(
     version: int,
-    reason: Annotated[str, typer.Option(help="required to override a refused gate or to roll back")] = "",
+    reason: Annotated[str, typer.Option(help="required to override a blocked gate or to roll back")] = "",
 ) -> None:
     """Load a version into the running Rasa server (no restart) and record it as active."""
     from bot.config import get_settings
@@ -192,7 +194,7 @@ def model_activate(
     settings = get_settings()
     try:
         done = activate(version, rasa_url=settings.rasa_servers, user_id=None,
-                        author=f"{getpass.getuser()} (command line)", reason=reason, token=settings.rasa_token)
+                        author=f"{getpass.getuser()} (command line)", reason=reason, token=settings.rasa_api_token)
     except ActivationError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         for line in exc.reasons:

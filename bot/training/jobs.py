@@ -289,8 +289,7 @@ def run_job(version: int, settings: Settings | None = None,
     """The job's work, in the job's process. Ends in state ``ready`` (with metrics and gate) or ``failed``."""
     settings = settings or get_settings()
     workspace = Workspace.from_settings(settings)
-    limits = gate.GateLimits(settings.gate_max_macro_f1_drop, settings.gate_max_intent_f1_drop,
-                             settings.gate_intent_alpha)
+    limits = gate.GateLimits.from_settings(settings)
     if export is None:
         from bot.training.inbox import export_labels as export
     with session_scope() as session:
@@ -327,13 +326,19 @@ def run_job(version: int, settings: Settings | None = None,
             baseline_version, baseline_metrics, changed = None, {}, []
             if base is not None and base[1].exists():
                 progress.update(f"evaluating the active model (version {base[0]})", 0.93, force=True)
-                base_scores, base_predictions, _, base_held_out = _evaluate(workspace, base[0], base[1], test_fp)
+                base_scores, base_predictions, base_out, base_held_out = _evaluate(workspace, base[0], base[1],
+                                                                                   test_fp)
                 baseline_version, baseline_metrics = base[0], {**base_scores.as_dict(), "held_out": base_held_out,
                                                                "test_fingerprint": test_fp}
                 changed = evaluation.changed_predictions(base_predictions, predictions)
+                base_png = base_out / evaluation.CONFUSION_PNG
+                with session_scope() as session:  # the baseline's own scores, when nobody evaluated it before
+                    registry.record_baseline_metrics(
+                        session, base[0], {**baseline_metrics, "confusion_png": str(base_png)
+                                           if base_png.exists() else None}, version)
             verdict = gate.check(metrics, baseline_metrics or None, limits, changed)
             progress.lines.append(f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}; gate "
-                                  f"{'passed' if verdict['passed'] else 'refused'}")
+                                  f"{verdict['verdict'].replace('_', ' ')}")
             progress.update("ready", 1.0, force=True, state=READY, running=None, finished_at=utcnow(),
                             metrics=metrics, test_fingerprint=test_fp, baseline_version=baseline_version,
                             baseline_metrics=baseline_metrics, changed=changed, gate=verdict)

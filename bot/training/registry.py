@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.training import rasa_model
+from bot.training import gate, rasa_model
 from bot.training.models import FAILED, QUEUED, READY, WAITING_FOR_TRAINER, ModelActivation, ModelVersion
 from bot.training.workspace import Workspace
 
@@ -141,15 +141,55 @@ def activations(session: Session, version: int) -> list[dict[str, Any]]:
              "previous_version": a.previous_version} for a in rows]
 
 
+def decision(row: ModelVersion) -> dict[str, Any]:
+    """The gate's decision for a version, in its current shape (:func:`bot.training.gate.stored`); version 1
+    without one (the model `make model` trained, registered before any training) is the first model."""
+    found = gate.stored(row.gate)
+    if not found and row.version == 1 and row.state == READY and row.baseline_version is None:
+        return gate.first_model()
+    return found
+
+
+def record_baseline_metrics(session: Session, version: int, metrics: dict[str, Any], evaluated_for: int) -> bool:
+    """Keeps the scores a training measured for its baseline as that version's own metrics, when the version
+    has none of its own (version 1, or one `make model` registered: nobody evaluated them when they were made).
+    A later evaluation as a baseline replaces an earlier one (the test set grows with the leads' labels)."""
+    row = get_version(session, version)
+    if row is None or not metrics or (row.metrics and "evaluated_as_baseline_of" not in row.metrics):
+        return False
+    if (row.metrics or {}).get("evaluated_as_baseline_of", 0) > evaluated_for:
+        return False
+    row.metrics = {**metrics, "evaluated_as_baseline_of": evaluated_for}
+    row.test_fingerprint = str(metrics.get("test_fingerprint") or row.test_fingerprint or "")
+    session.flush()
+    return True
+
+
+def backfill_metrics(session: Session) -> int:
+    """Versions without metrics of their own get the newest evaluation a later training made of them as its
+    baseline (for registries from before trainings recorded it)."""
+    count = 0
+    for row in session.scalars(select(ModelVersion).where(ModelVersion.state == READY)):
+        if row.metrics:
+            continue
+        later = session.scalar(select(ModelVersion).where(ModelVersion.baseline_version == row.version)
+                               .order_by(ModelVersion.version.desc()).limit(1))
+        if later is not None and later.baseline_metrics:
+            count += record_baseline_metrics(session, row.version, later.baseline_metrics, later.version)
+    return count
+
+
 def summary(row: ModelVersion) -> dict[str, Any]:
-    metrics = {k: row.metrics[k] for k in ("accuracy", "macro_f1", "examples") if k in (row.metrics or {})}
+    metrics = {k: row.metrics[k] for k in ("accuracy", "macro_f1", "examples", "evaluated_as_baseline_of")
+               if k in (row.metrics or {})}
     baseline = {k: row.baseline_metrics[k] for k in ("accuracy", "macro_f1", "examples")
                 if k in (row.baseline_metrics or {})}
+    verdict = {k: v for k, v in decision(row).items() if k != "intents"}  # the rows' decisions: in detail()
     return {
         "version": row.version, "state": row.state, "stage": row.stage, "progress": round(row.progress, 3),
         "created_at": iso(row.created_at), "finished_at": iso(row.finished_at), "created_by": row.created_by_name,
         "note": row.note, "examples": row.examples, "metrics": metrics, "baseline_version": row.baseline_version,
-        "baseline_metrics": baseline, "gate": row.gate or {}, "active": row.active,
+        "baseline_metrics": baseline, "gate": verdict, "active": row.active,
         "activated_at": iso(row.activated_at), "error": row.error, "path": row.path,
         "data_fingerprint": row.data_fingerprint, "test_fingerprint": row.test_fingerprint,
         "training": (row.metrics or {}).get("training", "from scratch" if row.from_scratch else ""),
@@ -157,14 +197,21 @@ def summary(row: ModelVersion) -> dict[str, Any]:
 
 
 def detail(session: Session, row: ModelVersion) -> dict[str, Any]:
+    """A version with its per-intent rows; each row carries the gate's own decision for that intent
+    (``gate``: pass, within_noise or fail, and its text), so the page shows what the gate decided."""
+    verdict = decision(row)
+    decided = verdict.get("intents") or {}
     per_intent = []
     new = (row.metrics or {}).get("per_intent", {})
     old = (row.baseline_metrics or {}).get("per_intent", {})
     for intent in sorted(set(new) | set(old)):
+        said = decided.get(intent) or {}
         per_intent.append({"intent": intent, "f1": new.get(intent, {}).get("f1"),
                            "baseline_f1": old.get(intent, {}).get("f1"),
-                           "support": (new.get(intent) or old.get(intent) or {}).get("support", 0)})
+                           "support": (new.get(intent) or old.get(intent) or {}).get("support", 0),
+                           "gate": said.get("status"), "gate_text": said.get("text", "")})
     confusion = (row.metrics or {}).get("confusion_png")
-    return {**summary(row), "per_intent": per_intent, "changed": row.changed or [], "log_tail": row.log_tail,
+    return {**summary(row), "gate": verdict, "per_intent": per_intent, "changed": row.changed or [],
+            "log_tail": row.log_tail,
             "confusion_url": f"/admin/models/{row.version}/confusion.png" if confusion else None,
             "activations": activations(session, row.version)}

@@ -886,21 +886,42 @@
     return typeof now === "number" && typeof base === "number" ? now - base : null;
   }
 
+  // Every word about the gate comes from its decision object (bot/training/gate.py): the verdict, its summary,
+  // the rules applied, and one status per check and per intent. Nothing here decides anything of its own.
+  var VERDICTS = {
+    passed: ["ok", "passed"], blocked: ["bad", "blocked"],
+    first_model: ["muted-badge", "first model"], nothing_to_compare: ["muted-badge", "nothing to compare"]
+  };
+
   function gateBadge(v) {
-    if (!v.gate || typeof v.gate.passed !== "boolean") return el("span", "badge muted-badge", "\u2014");
-    var b = el("span", "badge " + (v.gate.passed ? "ok" : "bad"), v.gate.passed ? "passed" : "refused");
+    var kind = v.gate && VERDICTS[v.gate.verdict];
+    if (!kind) return el("span", "badge muted-badge", "\u2014");
+    var b = el("span", "badge " + kind[0], kind[1]);
     testid(b, "gate-badge");
-    if (!v.gate.passed && v.gate.reasons && v.gate.reasons.length) b.setAttribute("title", v.gate.reasons.join("; "));
+    if (v.gate.summary) b.setAttribute("title", v.gate.summary);
     return b;
+  }
+
+  function checkFailed(v, rule) {
+    return ((v.gate && v.gate.checks) || []).some(function (c) { return c.rule === rule && c.status === "fail"; });
+  }
+
+  function ruleList(rules, id) {
+    var ul = el("ul", "plain-list rules");
+    testid(ul, id);
+    rules.forEach(function (r) { ul.appendChild(el("li", null, r)); });
+    return ul;
   }
 
   function renderModels() {
     var data = models || {};
     var gate = data.gate || {};
-    if (typeof gate.max_macro_f1_drop === "number") {
-      $("gate-rule").textContent = "The gate refuses a model whose macro-F1 drops by more than " +
-        (gate.max_macro_f1_drop * 100).toFixed(1) + " points, or any intent's F1 by more than " +
-        (gate.max_intent_f1_drop * 100).toFixed(1) + " points, against the live model; a lead can override it with a reason.";
+    if (gate.rules && gate.rules.length) {
+      var box = $("gate-rule");
+      clear(box);
+      box.appendChild(el("p", null, "The gate compares a new model with the live one and blocks it when a rule fails; " +
+        "a lead can still activate a blocked model with a reason."));
+      box.appendChild(ruleList(gate.rules, "gate-rules"));
     }
     $("serving").textContent = data.serving ? "Rasa is serving " + data.serving + "." :
       data.serving === null ? "Rasa did not say which model it serves (is it running?)." : "";
@@ -941,7 +962,7 @@
       mf.appendChild(document.createTextNode(num(v.metrics && v.metrics.macro_f1)));
       var d = macroDiff(v);
       if (d !== null) {
-        var drop = typeof gate.max_macro_f1_drop === "number" && -d > gate.max_macro_f1_drop;
+        var drop = checkFailed(v, "macro_f1");
         mf.appendChild(el("span", "diff " + (drop ? "neg" : d > 0 ? "pos" : ""), " (" + signed(d) + ")"));
       }
       tr.appendChild(mf);
@@ -1003,26 +1024,41 @@
     function fact(k, val) { facts.appendChild(el("dt", null, k)); facts.appendChild(el("dd", null, val)); }
     if (typeof m.accuracy === "number") fact("Accuracy", num(m.accuracy) + (typeof b.accuracy === "number" ? " (" + signed(m.accuracy - b.accuracy) + ")" : ""));
     if (typeof m.macro_f1 === "number") fact("Macro-F1", num(m.macro_f1) + (typeof b.macro_f1 === "number" ? " (" + signed(m.macro_f1 - b.macro_f1) + ")" : ""));
+    if (typeof m.evaluated_as_baseline_of === "number") {
+      fact("Evaluated", "on the test set as the baseline of version " + m.evaluated_as_baseline_of);
+    } else if (v.state === "ready" && typeof m.macro_f1 !== "number") {
+      fact("Evaluated", v.active ? "not yet: the next training evaluates the live model on the test set as its " +
+        "baseline, and its scores show here" : "no (registered without an evaluation)");
+    }
     if (v.data_fingerprint) fact("Training data", "fingerprint " + String(v.data_fingerprint).slice(0, 12));
     if (v.training) fact("Training", v.training);
-    fact("Baseline", v.baseline_version !== null && v.baseline_version !== undefined ? "version " + v.baseline_version : "none (no live model when it was evaluated)");
+    fact("Baseline", v.baseline_version !== null && v.baseline_version !== undefined ? "version " + v.baseline_version :
+      v.gate && v.gate.verdict === "first_model" ? "none (first model)" : "none (no live model when it was evaluated)");
     gateBox.appendChild(facts);
-    if (v.gate && typeof v.gate.passed === "boolean") {
-      var verdict = el("p", "verdict " + (v.gate.passed ? "ok" : "bad"),
-        v.gate.passed ? "The gate passed: no drop beyond the limits." : "The gate refused this model:");
+    var g = v.gate || {};
+    if (VERDICTS[g.verdict]) {
+      var verdict = el("p", "verdict " + (g.verdict === "passed" ? "ok" : g.verdict === "blocked" ? "bad" : "muted"),
+        g.summary || VERDICTS[g.verdict][1]);
       testid(verdict, "gate-verdict");
       gateBox.appendChild(verdict);
-      if (!v.gate.passed && v.gate.reasons && v.gate.reasons.length) {
+      if (g.reasons && g.reasons.length) {
         var ul = el("ul", "plain-list");
         testid(ul, "gate-reasons");
-        v.gate.reasons.forEach(function (r) { ul.appendChild(el("li", null, r)); });
+        g.reasons.forEach(function (r) { ul.appendChild(el("li", null, r)); });
         gateBox.appendChild(ul);
       }
-      if (v.gate.notes && v.gate.notes.length) {
-        var notes = el("ul", "plain-list muted");
-        testid(notes, "gate-notes");
-        v.gate.notes.forEach(function (r) { notes.appendChild(el("li", null, "Note: " + r)); });
-        gateBox.appendChild(notes);
+      var notes = (g.notes || []).filter(function (r) { return r !== g.summary; });
+      if (notes.length) {
+        var nl = el("ul", "plain-list muted");
+        testid(nl, "gate-notes");
+        notes.forEach(function (r) { nl.appendChild(el("li", null, "Within noise: " + r)); });
+        gateBox.appendChild(nl);
+      }
+      if (g.rules && g.rules.length) {
+        var applied = el("details", "rules-applied");
+        applied.appendChild(el("summary", "muted small", "Rules applied to this version"));
+        applied.appendChild(ruleList(g.rules, "gate-rules-applied"));
+        gateBox.appendChild(applied);
       }
     }
     if (v.state === "failed" && v.error) gateBox.appendChild(testid(el("p", "verdict bad", "Training failed: " + v.error), "model-error"));
@@ -1090,7 +1126,6 @@
 
   function perIntentSection(v) {
     var rows = (v.per_intent || []).slice();
-    var limit = models && models.gate && typeof models.gate.max_intent_f1_drop === "number" ? models.gate.max_intent_f1_drop : 0.05;
     if (!rows.length) return section("Per intent", el("p", "muted", "No evaluation yet."));
     rows.forEach(function (r) { r._d = typeof r.f1 === "number" && typeof r.baseline_f1 === "number" ? r.f1 - r.baseline_f1 : null; });
     rows.sort(function (a, b) {
@@ -1106,7 +1141,7 @@
     t.appendChild(cap);
     var head = el("thead");
     var hr = el("tr");
-    ["Intent", "F1", "Baseline", "Difference", "Support"].forEach(function (h, i) {
+    ["Intent", "F1", "Baseline", "Difference", "Support", "Gate"].forEach(function (h, i) {
       var th = el("th", i ? "num" : null, h);
       th.scope = "col";
       hr.appendChild(th);
@@ -1115,18 +1150,28 @@
     t.appendChild(head);
     var tb = el("tbody");
     rows.forEach(function (r) {
-      var refused = r._d !== null && -r._d > limit + 1e-9;
-      var tr = el("tr", refused ? "refused" : "");
+      // The gate's own decision for this intent (bot/training/gate.py), never a rule of the page's own.
+      var fails = r.gate === "fail", noise = r.gate === "within_noise";
+      var tr = el("tr", fails ? "fails" : noise ? "noise" : "");
       testid(tr, "intent-row");
       tr.setAttribute("data-intent", r.intent);
+      tr.setAttribute("data-gate", r.gate || "");
       var th = el("th", null, r.intent);
       th.scope = "row";
-      if (refused) th.appendChild(el("span", "badge bad", "refused"));
       tr.appendChild(th);
       tr.appendChild(el("td", "num", num(r.f1)));
       tr.appendChild(el("td", "num", num(r.baseline_f1)));
-      tr.appendChild(el("td", "num diff " + (refused ? "neg" : r._d > 0 ? "pos" : ""), r._d === null ? "\u2014" : signed(r._d)));
+      tr.appendChild(el("td", "num diff " + (fails ? "neg" : noise ? "noise" : r._d > 0 ? "pos" : ""),
+        r._d === null ? "\u2014" : signed(r._d)));
       tr.appendChild(el("td", "num", typeof r.support === "number" ? String(r.support) : "\u2014"));
+      var gc = el("td");
+      if (fails || noise) {
+        var badge = testid(el("span", "badge " + (fails ? "bad" : "noise-badge"), fails ? "blocks" : "within noise"),
+          "intent-gate");
+        if (r.gate_text) badge.setAttribute("title", r.gate_text);
+        gc.appendChild(badge);
+      }
+      tr.appendChild(gc);
       tb.appendChild(tr);
     });
     t.appendChild(tb);
@@ -1178,7 +1223,7 @@
     var reason = $("activate-reason").value.trim();
     if ($("activate-reason").required && !reason) {
       showError({ message: modelDetail && modelDetail.gate && modelDetail.gate.passed === false ?
-        "The gate refused this model: give a reason to override it." : "Give a reason for rolling back to this version." });
+        "The gate blocked this model: give a reason to override it." : "Give a reason for rolling back to this version." });
       $("activate-reason").focus();
       return;
     }
