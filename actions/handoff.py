@@ -4,8 +4,9 @@
 ``contact_human_agent`` predicts it. It works out the reason with the same ``bot.sentiment`` code as
 the policy, gathers the context packet (transcript with intent, confidence and sentiment, mood
 trajectory, CRM profile, recent orders, cart, last search, slots), opens the ticket and queues its
-helpdesk deliveries in one transaction, then either pauses the bot for an agent (someone online within
-the support hours) or says when the team is back and offers an email follow-up (``followup_form``).
+helpdesk deliveries in one transaction, then either pauses the bot for an agent (someone has their inbox
+open, whatever the support hours say: they can claim the ticket now) or, with nobody online, says when
+the team is back and offers an email follow-up (``followup_form``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from bot.db import migrate, session_scope
 from bot.escalation.decision import Decision, decide, exchanges_from_events, policy_settings
 from bot.escalation.model import ModelError
 from bot.handoff import hours
-from bot.handoff.context import build_packet, transcript_entry
+from bot.handoff.context import build_packet, payload_words, transcript_entry
 from bot.handoff.delivery import enqueue
 from bot.handoff.priority import priority
 from bot.handoff.tickets import (
@@ -109,11 +110,44 @@ def _bot_text(event: Mapping[str, Any]) -> str:
     return text
 
 
+def _offered(event: Mapping[str, Any]) -> dict[str, str]:
+    """The buttons of a bot message, payload -> the words the shopper saw: quick replies by their title,
+    product cards' buttons with the product ("Add to cart: Storm Shell"), cart lines' by the text the
+    widget shows for them ("Remove Storm Shell")."""
+    data = event.get("data") or {}
+    if not isinstance(data, Mapping):
+        return {}
+    shown: dict[str, str] = {}
+
+    def add(button: Any, label: str = "", use_text: bool = False) -> None:
+        if not isinstance(button, Mapping) or not isinstance(button.get("payload"), str):
+            return
+        title = str((button.get("text") if use_text else None) or button.get("title") or "").strip()
+        if title:
+            shown.setdefault(button["payload"], f"{title}: {label}" if label else title)
+
+    for button in data.get("buttons") or []:
+        add(button)
+    custom = data.get("custom")
+    if isinstance(custom, Mapping):
+        for product in custom.get("products") or []:
+            if isinstance(product, Mapping):
+                for button in product.get("buttons") or []:
+                    add(button, str(product.get("title") or "").strip())
+        for line in custom.get("lines") or []:
+            if isinstance(line, Mapping):
+                for button in line.get("buttons") or []:
+                    add(button, use_text=True)
+    return shown
+
+
 def transcript(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every message of the conversation: the shopper's with intent, confidence and sentiment (from the
     NLU parse; scored here when the parse has none), the bot's, and agents' (bot events with
-    ``metadata.agent``, which the gateway appends)."""
+    ``metadata.agent``, which the gateway appends). A button the shopper pressed reads as the words on
+    it (from the bot message that offered it), not as its payload."""
     out = []
+    offered: dict[str, str] = {}  # payload -> words, of every button shown so far (a later offer wins)
     for event in events:
         kind = event.get("event")
         if kind == "user":
@@ -121,11 +155,14 @@ def transcript(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             parse = event.get("parse_data") or {}
             intent = parse.get("intent") or {}
             sentiment = (parse.get("sentiment") or {}).get("compound")
-            if sentiment is None and text and not text.startswith("/"):
+            clicked = text.startswith("/")
+            if sentiment is None and text and not clicked:
                 sentiment = score(text).compound
-            out.append(transcript_entry("shopper", text, _when(event), intent.get("name"), intent.get("confidence"),
-                                        sentiment))
+            shown = (offered.get(text) or payload_words(text)) if clicked else text
+            out.append(transcript_entry("shopper", shown, _when(event), intent.get("name"), intent.get("confidence"),
+                                        sentiment, clicked=clicked))
         elif kind == "bot":
+            offered.update(_offered(event))
             text = _bot_text(event)
             if not text:
                 continue
@@ -242,7 +279,9 @@ class ActionEscalate(Action):
                     enqueue(session, ticket, now=now)
                 else:  # asked again: the agent gets the conversation as it is now
                     update_context(session, ticket.id, packet, points)
-                online = hours.is_open(now) and agents_online(session, now) > 0
+                # presence wins over the schedule: an agent whose inbox is open can claim the ticket now,
+                # even outside the support hours, so the shopper is told one is coming
+                online = agents_online(session, now) > 0
                 estimate = wait_estimate(session, ticket, now) if online else None
                 ticket_id, followup = ticket.id, ticket.followup_email
         except (SQLAlchemyError, OSError):

@@ -23,13 +23,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.context import intent_of, requester, user_text
-from actions.messages import money
+from actions.messages import money, payload
 from actions.policy import say_policy_answer
 from actions.profile import CONSENT_CONFIRMATION, answer_consent
 from bot.config import get_settings
 from bot.db import migrate
 from bot.search import references
 from bot.shop.address import AddressError, parse_address
+from bot.shop.models import SHIPPED
 from bot.shop.orders import (
     RETURN_REASONS,
     DeliveryView,
@@ -125,6 +126,16 @@ def order_card(view: OrderView) -> dict[str, Any]:
         "expected_delivery": view.expected_delivery.date().isoformat() if view.expected_delivery else None,
         "delivered_at": view.delivered_at.date().isoformat() if view.delivered_at else None,
     }
+
+
+def start_return_button(number: str) -> dict[str, str]:
+    """Starts the return flow (``return_form``) for exactly this order: the payload pins it."""
+    return {"title": "Start a return", "payload": payload("get_refund", order_number=number)}
+
+
+def follow_refund_button(number: str) -> dict[str, str]:
+    """Where the refund of this order stands (``refund_form`` pinned to it): how a return is followed in the chat."""
+    return {"title": "Where's my refund?", "payload": payload("track_refund", order_number=number)}
 
 
 def next_step_buttons(view: OrderView) -> list[dict[str, str]]:
@@ -558,7 +569,9 @@ class ActionCancelOrder(Action):
             return []
         if not view.can_cancel:
             fee = order_service().cancellation_fee(requester(tracker), view.number)
-            buttons = [{"title": "Return items", "payload": "/get_refund"}] if view.can_return else []
+            # on its way or delivered within the window: the way on is a return (an order still on its way
+            # is told, once the form has it, that the return opens when it arrives)
+            buttons = [start_return_button(view.number)] if view.can_return or view.status == SHIPPED else []
             buttons.append({"title": "Track it", "payload": "/track_order"})
             dispatcher.utter_message(text=f"Order {view.number} is {view.status_label.lower()}, so it can't be "
                                           f"cancelled any more. {fee.explanation}", buttons=buttons)
@@ -613,7 +626,8 @@ class ActionConfirm(Action):
         else:
             dispatcher.utter_message(text=f"Order {view.number} has shipped in the meantime, so it can't be "
                                           "cancelled any more. You can return it once it arrives.",
-                                     buttons=[{"title": "Track it", "payload": "/track_order"}])
+                                     buttons=[start_return_button(view.number),
+                                              {"title": "Track it", "payload": "/track_order"}])
         return clear
 
 
@@ -691,7 +705,7 @@ class ActionStartReturn(Action):
         lines += [f"- {qty} x {item.title}" for item, qty in ret.items]
         lines.append(f"Refund: {money(ret.amount, ret.currency)}.")
         lines += list(ret.instructions)
-        dispatcher.utter_message(text="\n".join(lines))
+        dispatcher.utter_message(text="\n".join(lines), buttons=[follow_refund_button(ret.order_number)])
         return events
 
 

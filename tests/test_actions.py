@@ -168,7 +168,8 @@ def test_cart_flow_asks_for_size_checks_stock_and_checks_out() -> None:
     card = next(m["custom"] for m in messages if (m.get("custom") or {}).get("type") == "cart")
     assert [(line["product_id"], line["size"]) for line in card["lines"]] == [(product_id, payload["size"])]
     messages, _ = run(ActionCheckout(), tracker("checkout", "checkout", sender=sender))
-    assert "/checkout?cart=" in messages[0]["text"] and sender not in messages[0]["text"]  # signed, not the key
+    checkout_url = messages[0]["custom"]["checkout_url"]
+    assert "/checkout?cart=" in checkout_url and sender not in checkout_url  # signed, not the key
     messages, _ = run(ActionRemoveFromCart(), tracker("remove it", "remove_from_cart", sender=sender))
     assert "Removed" in messages[0]["text"] and "empty now" in messages[0]["text"]
     messages, _ = run(ActionCheckout(), tracker("checkout", "checkout", sender=sender))

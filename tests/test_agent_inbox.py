@@ -583,6 +583,31 @@ class widget_with_state:
         self.ws.close()
 
 
+def test_the_agent_sees_the_words_of_a_button_not_its_payload(gateway: Gateway, agent_factory,
+                                                              rasa: FakeRasa) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, item 5: a pressed button reaches Rasa as its payload and the agent as what the shopper clicked."""
+    alice = agent_factory(name="Alice")
+    cid = conversation()
+    ticket_id = open_ticket(cid)
+    with widget(gateway, cid, ticket_id) as shopper, alice.socket(origin=gateway.url) as desk:
+        receive_until(desk, lambda f: f["type"] == "queue")
+        desk.send(json.dumps({"type": "watch", "ticket_id": ticket_id}))
+        receive_until(desk, lambda f: f["type"] == "conversation")
+        payload = '/add_to_cart{"product_id": "17"}'
+        shopper.send(json.dumps({"type": "message", "text": "Add to cart", "payload": payload}))
+        live = receive_until(desk, lambda f: f["type"] == "message" and f["message"]["role"] == "shopper")
+        assert live["message"]["text"] == "Add to cart"
+        receive_until(shopper, lambda f: f["type"] == "bot")
+        assert [m["message"] for m in rasa.messages if m["sender"] == cid] == [payload]  # Rasa gets the intent
+        shopper.send(json.dumps({"type": "message", "text": "", "payload": "/request_followup"}))  # no words sent
+        live = receive_until(desk, lambda f: f["type"] == "message" and f["message"]["role"] == "shopper")
+        assert live["message"]["text"] == "[button: request followup]"
+    with session_scope() as session:
+        said = [m.text for m in session.query(TicketMessage).filter_by(ticket_id=ticket_id, role="shopper")
+                .order_by(TicketMessage.id)]
+    assert said == ["Add to cart", "[button: request followup]"]
+
+
 def test_transfer_hands_the_chat_to_another_agent(gateway: Gateway, agent_factory) -> None:  # type: ignore[no-untyped-def]
     alice, bob = agent_factory(name="Alice"), agent_factory(name="Bob")
     cid = conversation()
@@ -740,7 +765,7 @@ def test_handoff_round_trip_with_the_real_rasa(stack) -> None:  # type: ignore[n
     gateway = Endpoint(stack.gateway_url)
     agent = AgentClient(gateway, make_user(name="Robin"))
     assert agent.login().status_code == 303
-    rasa_http = httpx.Client(base_url=stack.rasa_url, trust_env=False, timeout=30)
+    rasa_http = httpx.Client(base_url=stack.rasa_url, params={"token": stack.rasa_token}, trust_env=False, timeout=30)
 
     def tracker(cid: str) -> dict[str, Any]:
         return rasa_http.get(f"/conversations/{cid}/tracker").json()  # type: ignore[no-any-return]

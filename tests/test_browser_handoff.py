@@ -7,15 +7,20 @@ rates the chat, and the bot answers the next message again. Real Rasa, action se
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
+from typing import Any
 
 import pytest
 
 from bot.auth import users
+from bot.config import Settings
 from bot.db import session_scope
 from bot.handoff import tickets
 from bot.handoff.models import Ticket
 from bot.web.agent import BACK_WITH_BOT
+from tests.gateway_server import down_url, running_gateway
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -110,3 +115,46 @@ def test_shopper_is_handed_to_an_agent_and_back(stack, browser) -> None:  # type
     agent.wait_for_url(stack.gateway_url + "/agent/login")
     agent_context.close()
     shopper_context.close()
+
+
+def test_the_bots_buttons_stop_working_once_an_agent_joins(catalog: int, browser) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, item 5: the offline offer's "Email me" stays clickable until a person joins; from then on
+    the earlier quick replies are disabled, and stay so after a reload. The chat socket is played by the test."""
+    from playwright.sync_api import expect
+
+    down = down_url()
+    with running_gateway(Settings(rasa_url=down, actions_url=down, rasa_timeout_s=2.0)) as url:
+        sockets: list[Any] = []
+        sent: list[dict[str, Any]] = []
+
+        def on_socket(ws: Any) -> None:
+            ws.on_message(lambda m: sent.append(json.loads(m)))
+            sockets.append(ws)
+
+        page = browser.new_page()
+        page.route_web_socket(re.compile(r"/ws/chat"), on_socket)
+        page.goto(url + "/")
+        page.get_by_test_id("sa-bubble").click()
+        for _ in range(100):
+            if sockets:
+                break
+            page.wait_for_timeout(50)
+        assert sockets, "the widget did not open its chat socket"
+        offer = {"text": "Our team is offline right now. Shall we email you when someone picks it up?",
+                 "buttons": [{"title": "Email me", "payload": "/request_followup"},
+                             {"title": "Keep chatting with the bot", "payload": "/deny"}]}
+        sockets[0].send(json.dumps({"type": "bot", "messages": [offer]}))
+        email_me = page.locator(".sa-quick-reply", has_text="Email me")
+        expect(email_me).to_be_enabled()  # the bot is still the one answering
+
+        sockets[0].send(json.dumps({"type": "agent_joined", "name": "Alex"}))
+        page.locator(".sa-msg-system", has_text="Alex joined the chat.").wait_for()
+        expect(email_me).to_be_disabled()
+        expect(page.locator(".sa-quick-reply", has_text="Keep chatting")).to_be_disabled()
+        email_me.click(force=True)
+        page.wait_for_timeout(300)
+        assert not [f for f in sent if f.get("type") == "message"], sent
+
+        page.reload()  # the transcript comes back from storage with the buttons still spent
+        expect(page.locator(".sa-quick-reply", has_text="Email me")).to_be_disabled()
+        page.close()

@@ -339,9 +339,9 @@ def test_checkout_link_opens_that_cart_and_guessing_opens_none(db_session, gatew
     run(ActionAddToCart(), tracker("add two", "add_to_cart", sender, entities=entities))
     messages, _ = run(ActionCheckout(), tracker("checkout", "checkout", sender))
     text = messages[0]["text"]
-    assert text.startswith(f"Here's your order:\n- 2 x {product.title}: ")
-    link = re.search(r"(/checkout\?cart=\S+)$", text)
-    assert link, text
+    assert text.startswith("Here's your order: 2 items, ") and "Checkout button" in text
+    link = re.search(r"(/checkout\?cart=\S+)$", cart_card(messages)["checkout_url"])
+    assert link, messages
     page = gateway.get(link.group(1))
     assert page.status_code == 200
     subtotal = round(product.price * 2, 2)
@@ -360,6 +360,27 @@ def test_checkout_link_opens_that_cart_and_guessing_opens_none(db_session, gatew
         response = gateway.get("/checkout", params={"cart": guess})
         assert response.status_code == 404 and escape(product.title) not in response.text
         assert "isn't valid" in response.text
+
+
+def test_typed_checkout_names_the_link_only_when_it_is_absolute(db_session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, item 4: no relative path as plain text; the card's Checkout button always, the text's link
+    only with SHOP_PUBLIC_URL."""
+    product = _product(db_session)
+    sender = _sender()
+    run(ActionAddToCart(), tracker("add it", "add_to_cart", sender,
+                                   entities=[{"entity": "product_id", "value": str(product.id)}]))
+    messages, _ = run(ActionCheckout(), tracker("checkout", "checkout", sender))
+    assert "/checkout" not in messages[0]["text"] and "Checkout button" in messages[0]["text"]
+    assert cart_card(messages)["checkout_url"].startswith("/checkout?cart=")  # the widget resolves it
+    monkeypatch.setenv("SHOP_PUBLIC_URL", "https://shop.example/")
+    get_settings.cache_clear()
+    try:
+        messages, _ = run(ActionCheckout(), tracker("checkout", "checkout", sender))
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    link = cart_card(messages)["checkout_url"]
+    assert link.startswith("https://shop.example/checkout?cart=") and messages[0]["text"].endswith(f"here: {link}")
 
 
 def test_checkout_page_escapes_product_titles() -> None:

@@ -27,11 +27,13 @@ from actions.handoff import (
     ActionEscalate,
     ActionSaveFollowup,
     ValidateFollowupForm,
+    transcript,
 )
 from bot.catalog.models import Product
 from bot.config import get_settings
 from bot.db import make_engine, migrate, session_scope
 from bot.handoff import tickets
+from bot.handoff.context import build_packet
 from bot.handoff.hours import HoursError, SupportHours, support_hours
 from bot.handoff.models import CLAIMED, QUEUED, RESOLVED, AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
 from bot.handoff.priority import priority, sort_key
@@ -573,7 +575,7 @@ def test_escalation_opens_a_ticket_with_the_whole_context_and_pauses(handoff_db:
     # the transcript: every message, with intent, confidence and sentiment on the shopper's
     roles = [(m["role"], m["text"].split("\n")[0]) for m in packet["transcript"]]
     assert roles == [("shopper", "hi"), ("bot", "Welcome back!"), ("shopper", "waterproof jacket under 80"),
-                     ("bot", "Here are some jackets:"), ("shopper", "/track_order"), ("bot", "Which order?"),
+                     ("bot", "Here are some jackets:"), ("shopper", "Track my order"), ("bot", "Which order?"),
                      ("agent", "(earlier) Hi, Ana here"),
                      ("shopper", "my order STILL hasn't arrived, this is useless"),
                      ("shopper", "let me talk to a human")]
@@ -583,6 +585,8 @@ def test_escalation_opens_a_ticket_with_the_whole_context_and_pauses(handoff_db:
     assert packet["transcript"][1]["text"].endswith("[buttons: Track my order]")
     assert "[product cards: Storm Shell]" in packet["transcript"][3]["text"]
     assert packet["transcript"][4]["sentiment"] is None  # a button payload has no mood
+    assert packet["transcript"][4]["clicked"] is True and packet["transcript"][4]["intent"] == "track_order"
+    assert "clicked" not in packet["transcript"][0]
     assert packet["transcript"][6]["author"] == "ana"
     # reason, mood trajectory (one value per shopper message), profile, orders, cart, search, slots
     assert packet["reason"] == "explicit_request" and packet["decision"]["reason"] == "explicit_request"
@@ -656,6 +660,53 @@ def test_escalation_without_agents_offers_email_and_keeps_the_bot_going(handoff_
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)
                               .where(Ticket.conversation_id == chat.sender)) == 1
+
+
+def test_an_agent_online_outside_the_hours_wins_over_the_schedule(handoff_db: None) -> None:
+    """Issue 16, item 5: on Sunday (closed) with an agent's inbox open, the shopper is not told that nobody is
+    there: the agent can claim the ticket now, so the bot pauses and says a person is coming."""
+    _agent_online(SUNDAY)
+    chat = Chat()
+    chat.user("i need a human", "contact_human_agent", sentiment=0.0)
+    events, messages = chat.run(ActionEscalate(clock=lambda: SUNDAY))
+    text = messages[0]["text"]
+    assert text.startswith("I'm bringing in a person from our team. You're next in line"), text
+    assert "offline" not in text and not messages[0].get("buttons")  # no "Email me" while someone can answer
+    assert messages[1]["custom"]["state"] == "queued"
+    assert [e["event"] for e in events[-2:]] == ["pause", "action"]
+    # once their inbox has been quiet past the presence timeout, the schedule speaks again
+    later = SUNDAY + timedelta(seconds=get_settings().handoff_presence_timeout_s + 60)
+    other = Chat()
+    other.user("human please", "contact_human_agent", sentiment=0.0)
+    _, messages = other.run(ActionEscalate(clock=lambda: later))
+    assert messages[0]["text"].startswith("Our team is offline right now.")
+
+
+def test_the_transcript_shows_the_words_of_the_buttons_the_shopper_pressed() -> None:
+    """Issue 16, item 5: no raw ``/add_to_cart{...}`` for the agent: quick replies by their title, card buttons
+    with their product, cart buttons as the widget shows them; a payload nothing offered, in words."""
+    add = '/add_to_cart{"product_id": "17"}'
+    remove = '/remove_from_cart{"product_id": "17"}'
+    chat = Chat()
+    chat.user("rain jacket", "search_product", sentiment=0.0)
+    chat.bot("Here you go:", custom={"type": "product_cards", "products": [
+        {"title": "Storm Shell", "buttons": [{"title": "Details", "payload": '/product_details{"product_id": "17"}'},
+                                              {"title": "Add to cart", "payload": add}]}]})
+    chat.user(add, "add_to_cart", 1.0)
+    chat.bot("Added.", custom={"type": "cart", "lines": [
+        {"title": "Storm Shell", "buttons": [{"title": "Remove", "payload": remove, "text": "Remove Storm Shell"}]}]})
+    chat.user(remove, "remove_from_cart", 1.0)
+    chat.bot("Shall we email you?", buttons=[{"title": "Email me", "payload": "/request_followup"},
+                                              {"title": "Keep chatting with the bot", "payload": "/deny"}])
+    chat.user("/request_followup", "request_followup", 1.0)
+    chat.user('/inform{"order_number": "NW-100234"}', "inform", 1.0)  # offered by nothing in this conversation
+    chat.user("thanks", "thank", sentiment=0.4)
+    said = [(m["text"], m.get("clicked", False)) for m in transcript(chat.events) if m["role"] == "shopper"]
+    assert said == [("rain jacket", False), ("Add to cart: Storm Shell", True), ("Remove Storm Shell", True),
+                    ("Email me", True), ("[button: inform (order_number NW-100234)]", True), ("thanks", False)]
+    packet = build_packet(transcript(chat.events), "explicit_request", None, None, [], None, None, {})
+    assert [m["text"] for m in packet["transcript"] if m.get("clicked")] == [t for t, c in said if c]
+    assert "{" not in json.dumps([m["text"] for m in packet["transcript"]])
 
 
 def test_no_double_ticket_then_a_new_one_after_the_agent_resolves(handoff_db: None) -> None:

@@ -367,16 +367,49 @@ def test_no_keeps_the_order_and_a_stale_yes_cancels_nothing() -> None:
     assert order_row(number)["status"] == PLACED
 
 
+def start_return(number: str) -> dict[str, str]:
+    return {"title": "Start a return", "payload": f'/get_refund{{"order_number": "{number}"}}'}
+
+
 def test_cancel_after_shipment_offers_the_return_path() -> None:
+    """Issue 16, item 4: a shipped order that cannot be cancelled offers "Start a return" for that very order."""
     alice = Shopper([SHIPPED, DELIVERED])
     chat = Chat(customer_id=alice.customer_id)
     for status in (SHIPPED, DELIVERED):
-        chat.slots = {"order_number": alice.numbers[status]}
+        number = alice.numbers[status]
+        chat.slots = {"order_number": number}
         text = chat.act(ActionCancelOrder())[0]
         assert "can't be cancelled" in text and "return" in text.lower()
         assert chat.slots.get("pending_confirmation") is None
-    assert {"title": "Return items", "payload": "/get_refund"} in chat.messages[0]["buttons"]
+        assert chat.messages[0]["buttons"][0] == start_return(number), (status, chat.messages)
     assert order_row(alice.numbers[DELIVERED])["status"] == DELIVERED
+
+    # The button's payload pins its order: the return form starts with it (no "which order?") and, for the
+    # parcel still on its way, the return says plainly when it can start.
+    shipped = alice.numbers[SHIPPED]
+    chat.slots = {}
+    chat.fill(ValidateReturnForm(), start_return(shipped)["payload"], "get_refund",
+              entities=[{"entity": "order_number", "value": shipped}], candidates={"order_number": shipped})
+    assert chat.slots["order_number"] == shipped and chat.slots["requested_slot"] is None
+    text = chat.act(ActionStartReturn())[0]
+    assert text.startswith(f"Order {shipped} hasn't been delivered yet. Once it arrives you have ")
+    assert order_row(shipped)["returns"] == 0
+
+
+def test_an_order_that_ships_before_the_yes_offers_the_return() -> None:
+    alice = Shopper([PAID])
+    number = alice.numbers[PAID]
+    chat = Chat(customer_id=alice.customer_id)
+    chat.slots = {"order_number": number}
+    chat.act(ActionCancelOrder())
+    with session_scope() as session:  # the warehouse was quicker than the shopper
+        order = session.scalar(select(Order).where(Order.number == number))
+        assert order is not None
+        order.status = SHIPPED
+    text = chat.act(ActionConfirm(), "yes", "affirm")[0]
+    assert "has shipped in the meantime" in text
+    assert chat.messages[0]["buttons"] == [start_return(number), {"title": "Track it", "payload": "/track_order"}]
+    assert order_row(number)["status"] == SHIPPED
 
 
 def test_return_with_items_and_reason_gives_an_rma_once() -> None:
@@ -396,6 +429,10 @@ def test_return_with_items_and_reason_gives_an_rma_once() -> None:
     ready = dict(chat.slots)
     text = chat.act(ActionStartReturn())[0]
     assert f"for order {number} is registered" in text and "RMA-" in text and "label" in text
+    # no link to a page the demo shop does not have (issue 16, item 4): the chat follows the return
+    assert "/returns" not in text and "follow the return at" not in text
+    assert chat.messages[0]["buttons"] == [{"title": "Where's my refund?",
+                                            "payload": f'/track_refund{{"order_number": "{number}"}}'}]
     rma = text.split("Your return ")[1].split()[0]
     chat.slots = ready  # submitted again: the same return, nothing new
     assert rma in chat.act(ActionStartReturn())[0]

@@ -6,7 +6,8 @@ JSON-safe dict, stored on the ticket and sent to helpdesks. Layout (``version`` 
 
     {"version": 1, "created_at", "reason", "reason_detail", "mood", "mood_trajectory": [..],
      "decision": {"reason", "detail", "mood", "turn_index"} | None,
-     "transcript": [{"role": "shopper"|"bot"|"agent", "text", "at", "intent", "confidence", "sentiment"}],
+     "transcript": [{"role": "shopper"|"bot"|"agent", "text", "at", "intent", "confidence", "sentiment",
+                     "author"?, "clicked"? (a button press: the text is the button's words)}],
      "customer": {"customer_id", "name", "email", "phone", "segment", "segment_label", "lifetime_value",
                   "orders_count", "last_order_at"} | None,
      "orders": [{"number", "status", "status_label", "placed_at", "total", "currency", "items": [..], ...}],
@@ -16,6 +17,7 @@ JSON-safe dict, stored on the ticket and sent to helpdesks. Layout (``version`` 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -67,15 +69,34 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return _text(value, 200)
 
 
+def payload_words(payload: str) -> str:
+    """A button payload whose button is not known, in words for an agent: ``/add_to_cart{"product_id": "5"}``
+    -> ``[button: add to cart (product_id 5)]``; text that is no payload stays as it is."""
+    if not payload.startswith("/"):
+        return payload
+    intent, _, raw = payload[1:].partition("{")
+    words = intent.replace("_", " ").strip() or "no intent"
+    try:
+        entities = json.loads("{" + raw) if raw else {}
+    except ValueError:
+        entities = {}
+    if isinstance(entities, dict) and entities:
+        words += " (" + ", ".join(f"{k} {v}" for k, v in entities.items()) + ")"
+    return f"[button: {_text(words, 300)}]"
+
+
 def transcript_entry(role: str, text: str, at: datetime | None = None, intent: str | None = None,
                      confidence: float | None = None, sentiment: float | None = None,
-                     author: str | None = None) -> dict[str, Any]:
+                     author: str | None = None, clicked: bool = False) -> dict[str, Any]:
+    """One message; ``clicked``: a shopper's button press, ``text`` being what the button said."""
     if role not in ROLES:
         raise ValueError(f"transcript role must be one of {ROLES}, got {role!r}")
     entry = {"role": role, "text": _text(text), "at": iso(at), "intent": intent,
              "confidence": _num(confidence), "sentiment": _num(sentiment)}
     if author:
         entry["author"] = _text(author, 120)
+    if clicked:
+        entry["clicked"] = True
     return entry
 
 
@@ -143,7 +164,7 @@ def build_packet(transcript: Sequence[Mapping[str, Any]], reason: str, decision:
     ``bot.sentiment.Decision``) or None; the agent sees its score, threshold and the signals that fired;
     ``profile`` a ``ProfileView`` (or a mapping), ``orders`` ``OrderView``s, ``cart`` a ``CartSummary``."""
     messages = [transcript_entry(m.get("role", "shopper"), m.get("text") or "", None, m.get("intent"),
-                                 m.get("confidence"), m.get("sentiment"), m.get("author"))
+                                 m.get("confidence"), m.get("sentiment"), m.get("author"), m.get("clicked") is True)
                 | {"at": m.get("at") if isinstance(m.get("at"), str) else iso(m.get("at"))}
                 for m in list(transcript)[-MAX_TRANSCRIPT:]]
     trajectory = [v for v in (_num(x) for x in mood_trajectory) if v is not None]

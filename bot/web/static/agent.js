@@ -279,6 +279,7 @@
     if (fromTranscript && m.intent) {
       meta.appendChild(el("span", "chip", m.intent + (typeof m.confidence === "number" ? " " + m.confidence.toFixed(2) : "")));
     }
+    if (role === "shopper" && m.clicked === true) meta.appendChild(el("span", "chip", "clicked a button"));
     if (role === "shopper" && typeof m.sentiment === "number") {
       meta.appendChild(el("span", "chip " + moodClass(m.sentiment), "sentiment " + signed(m.sentiment)));
     }
