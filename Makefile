@@ -42,7 +42,8 @@ bench-nlu: setup  ## NLU from scratch: training time, test/informal scores, off-
 	@$(PY) -m bot bench nlu --calibrate
 
 compose-check:  ## validate docker-compose.yml (needs docker compose or docker-compose); placeholder secrets
-	@export POSTGRES_PASSWORD=check SHOP_RASA_TOKEN=check SHOP_JWT_SECRET=check; \
+	@export POSTGRES_PASSWORD=check SHOP_RASA_TOKEN=check SHOP_ACTIONS_TOKEN=check SHOP_JWT_SECRET=check \
+	  SHOP_ALLOWED_ORIGINS=https://shop.example; \
 	if docker compose version >/dev/null 2>&1; then docker compose config -q; else docker-compose config -q; fi && echo "docker-compose.yml is valid"
 
 clean:  ## remove generated data and models (keeps the virtualenvs)

@@ -2,6 +2,12 @@
 
 Output is prefixed per process; start-up waits until each answers its health check;
 Ctrl-C, or any process exiting, stops them all. Tests use the same class.
+
+Only the gateway listens where ``BIND_HOST`` says; Rasa and the action server always listen on 127.0.0.1.
+Rasa's HTTP API and REST webhook want ``SHOP_RASA_TOKEN`` and the action server ``SHOP_ACTIONS_TOKEN``;
+where the environment sets neither, the stack generates them once and keeps them beside the tracker store
+(``var/rasa-api.token``, ``var/actions.token``, readable by their owner only), where the command line's
+``model activate`` finds Rasa's.
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
 from bot import PROJECT_ROOT
+from bot.config import ACTIONS_TOKEN_FILE, RASA_TOKEN_FILE, local_token
 
 COLORS = {"rasa": "\033[35m", "actions": "\033[36m", "gateway": "\033[32m"}
 RESET = "\033[0m"
+LOOPBACK = "127.0.0.1"  # where Rasa and the action server listen, whatever BIND_HOST says
 # Serving threads per process, unless the environment says otherwise. On a small machine Rasa's TensorFlow,
 # the action server's torch and the gateway share the cores: one thread each for one message at a time
 # cut p95 at 50 shoppers from 250 ms to 150 ms (README "Load"). Training jobs (started by the gateway)
@@ -39,7 +48,7 @@ class StackConfig:
     rasa_port: int = int(os.environ.get("RASA_PORT", "5005"))
     actions_port: int = int(os.environ.get("ACTIONS_PORT", "5055"))
     gateway_port: int = int(os.environ.get("GATEWAY_PORT", "8000"))
-    host: str = os.environ.get("BIND_HOST", "127.0.0.1")
+    host: str = os.environ.get("BIND_HOST", "127.0.0.1")  # the gateway's interface only
     model: Path = field(default_factory=lambda: Path(os.environ.get("RASA_MODEL", "models/rasa/shop.tar.gz")))
     tracker_db: Path = field(default_factory=lambda: Path(os.environ.get("TRACKER_DB", "var/rasa_tracker.sqlite3")))
     python: Path = field(default_factory=lambda: Path(os.environ.get("APP_PYTHON", sys.executable)))
@@ -54,14 +63,38 @@ class Stack:
         self.output = output or sys.stdout
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._tokens: dict[str, str] | None = None
 
     @property
     def rasa_url(self) -> str:
-        return f"http://{self.config.host}:{self.config.rasa_port}"
+        return f"http://{LOOPBACK}:{self.config.rasa_port}"
 
     @property
     def actions_url(self) -> str:
-        return f"http://{self.config.host}:{self.config.actions_port}"
+        return f"http://{LOOPBACK}:{self.config.actions_port}"
+
+    @property
+    def tokens_dir(self) -> Path:
+        path = Path(self.config.tracker_db).parent
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def tokens(self) -> dict[str, str]:
+        """``SHOP_RASA_TOKEN`` and ``SHOP_ACTIONS_TOKEN``: the environment's, else generated (and kept)."""
+        if self._tokens is None:
+            given = {**os.environ, **self.config.extra_env}
+            self._tokens = {name: given.get(name, "").strip() or local_token(self.tokens_dir / file)
+                            for name, file in (("SHOP_RASA_TOKEN", RASA_TOKEN_FILE),
+                                               ("SHOP_ACTIONS_TOKEN", ACTIONS_TOKEN_FILE))}
+        return self._tokens
+
+    @property
+    def rasa_token(self) -> str:
+        """For Rasa's HTTP API (``?token=``) and its REST webhook (``Authorization: Bearer``)."""
+        return self.tokens()["SHOP_RASA_TOKEN"]
+
+    @property
+    def actions_token(self) -> str:
+        return self.tokens()["SHOP_ACTIONS_TOKEN"]
 
     @property
     def gateway_url(self) -> str:
@@ -74,13 +107,14 @@ class Stack:
             "ACTION_ENDPOINT_URL": f"{self.actions_url}/webhook",
             "TRACKER_DIALECT": env.get("TRACKER_DIALECT", "sqlite"),
             "TRACKER_DB": str(c.tracker_db),
-            "SANIC_HOST": c.host,
+            "SANIC_HOST": LOOPBACK,
             "SHOP_RASA_URL": self.rasa_url,
             "SHOP_ACTIONS_URL": self.actions_url,
             "PYTHONUNBUFFERED": "1",
             "RASA_TELEMETRY_ENABLED": "false",  # no phoning home (and no network here anyway)
         })
         env.update(c.extra_env)
+        env.update(self.tokens())
         return env
 
     @property
@@ -95,6 +129,7 @@ class Stack:
         default_db = f"sqlite:///{PROJECT_ROOT / 'var' / 'shop.sqlite3'}"
         rasa_endpoints.ensure_event_database(env.get("DATABASE_URL", default_db))
         return rasa_endpoints.write(self.endpoints_file, action_url=env["ACTION_ENDPOINT_URL"],
+                                    action_token=env["SHOP_ACTIONS_TOKEN"],
                                     database_url=env.get("DATABASE_URL", default_db),
                                     sqlite_file=str(self.config.tracker_db), redis_url=env.get("REDIS_URL", ""))
 
@@ -105,18 +140,23 @@ class Stack:
 
     def commands(self) -> dict[str, list[str]]:
         c = self.config
-        token = self._env().get("SHOP_RASA_TOKEN", "")
+        rasa_args = ["run", "--model", str(c.model), "--endpoints", str(self.endpoints_file),
+                     "--credentials", "credentials.yml", "--enable-api", "-i", LOOPBACK, "-p", str(c.rasa_port)]
+        rasa_python = Path(c.rasa_bin).with_name("python")
+        if rasa_python.exists():  # --auth-token from the environment, not on a command line that `ps` shows
+            rasa = [str(rasa_python), "-m", "rasa_addons.serve", *rasa_args]
+        else:
+            rasa = [str(c.rasa_bin), *rasa_args, "--auth-token", self.rasa_token]
         return {
-            "rasa": [str(c.rasa_bin), "run", "--model", str(c.model), "--endpoints", str(self.endpoints_file),
-                     "--credentials", "credentials.yml", "--enable-api", "-i", c.host, "-p", str(c.rasa_port),
-                     *(["--auth-token", token] if token else [])],
-            "actions": [str(c.python), "-m", "rasa_sdk", "--actions", "actions", "-p", str(c.actions_port)],
+            "rasa": rasa,
+            "actions": [str(c.python), "-m", "actions.server", "--actions", "actions", "-p", str(c.actions_port)],
             "gateway": [str(c.python), "-m", "uvicorn", "bot.web.app:app", "--host", c.host,
                         "--port", str(c.gateway_port), "--no-access-log", "--no-proxy-headers"],
         }
 
     def health_urls(self) -> dict[str, str]:
-        return {"actions": f"{self.actions_url}/health", "rasa": f"{self.rasa_url}/status",
+        return {"actions": f"{self.actions_url}/health",
+                "rasa": f"{self.rasa_url}/status?token={quote(self.rasa_token, safe='')}",
                 "gateway": f"{self.gateway_url}/healthz"}
 
     def start(self, names: tuple[str, ...] = ("actions", "rasa", "gateway")) -> None:

@@ -1,7 +1,8 @@
 """Start-up checks of production mode (``SHOP_ENV=production``).
 
 The gateway and the action server refuse to start with settings that are only fit for a laptop:
-the development JWT secret, no token on Rasa's HTTP API, demo mode, or a SQLite database.
+the development JWT secret, no token on Rasa's HTTP API or the action server, no list of the pages that
+may embed the widget, demo mode, or a SQLite database.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def problems(settings: Settings) -> list[str]:
         found.append(f"SHOP_JWT_SECRET is shorter than {MIN_SECRET_LENGTH} characters")
     if not settings.rasa_token:
         found.append("SHOP_RASA_TOKEN is empty: Rasa's HTTP API must run with `--auth-token` and the same token")
+    if not settings.actions_token:
+        found.append("SHOP_ACTIONS_TOKEN is empty: set a random one (e.g. `openssl rand -hex 32`); Rasa sends it to "
+                     "the action server, which refuses requests without it")
+    if not settings.allowed_origins.strip():
+        found.append("SHOP_ALLOWED_ORIGINS is empty: name the shop's origins whose pages embed the widget "
+                     "(e.g. `https://shop.example.com,https://www.shop.example.com`; `*` allows any page)")
     if settings.demo_mode:
         found.append("SHOP_DEMO_MODE is on: anyone could sign in as a demo customer (set SHOP_DEMO_MODE=false)")
     if settings.database_url.lower().startswith("sqlite"):

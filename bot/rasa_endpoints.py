@@ -18,6 +18,9 @@ import yaml
 from sqlalchemy.engine import make_url
 
 TRACKER_STORE_CLASS = "rasa_addons.sql_stores.ShopSQLTrackerStore"
+# Rasa sends the action server's shared secret (SHOP_ACTIONS_TOKEN) in this header on every call (Rasa's
+# EndpointConfig ``headers``); the action server refuses calls without it (actions/server.py).
+ACTIONS_TOKEN_HEADER = "X-Shop-Actions-Token"
 EVENT_BROKER_CLASS = "rasa_addons.sql_stores.PingingSQLEventBroker"
 
 
@@ -78,8 +81,16 @@ def lock_store(redis_url: str) -> dict[str, Any] | None:
     return store
 
 
-def render(*, action_url: str, database_url: str, sqlite_file: str, redis_url: str = "") -> dict[str, Any]:
-    endpoints: dict[str, Any] = {"action_endpoint": {"url": action_url},
+def action_endpoint(action_url: str, action_token: str = "") -> dict[str, Any]:
+    endpoint: dict[str, Any] = {"url": action_url}
+    if action_token:
+        endpoint["headers"] = {ACTIONS_TOKEN_HEADER: action_token}
+    return endpoint
+
+
+def render(*, action_url: str, database_url: str, sqlite_file: str, redis_url: str = "",
+           action_token: str = "") -> dict[str, Any]:
+    endpoints: dict[str, Any] = {"action_endpoint": action_endpoint(action_url, action_token),
                                  "tracker_store": tracker_store(database_url, sqlite_file)}
     broker = event_broker(database_url)
     if broker is not None:
@@ -92,7 +103,10 @@ def render(*, action_url: str, database_url: str, sqlite_file: str, redis_url: s
 
 def write(path: Path, **kwargs: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "# Generated at start-up from DATABASE_URL and REDIS_URL (bot/rasa_endpoints.py); do not edit.\n"
+    body = ("# Generated at start-up from DATABASE_URL, REDIS_URL and SHOP_ACTIONS_TOKEN (bot/rasa_endpoints.py); "
+            "do not edit.\n")
+    # it may hold database and Redis passwords, and holds the action server's secret: 0600 before it is written
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
     path.write_text(body + yaml.safe_dump(render(**kwargs), sort_keys=False))
-    path.chmod(0o600)  # it may hold database and Redis passwords
     return path

@@ -19,7 +19,8 @@ def _compose() -> list[str]:
 
 
 SECRETS = {"POSTGRES_PASSWORD": "pw-for-the-check", "SHOP_RASA_TOKEN": "token-for-the-check",
-           "SHOP_JWT_SECRET": "secret-for-the-check"}
+           "SHOP_ACTIONS_TOKEN": "actions-token-for-the-check", "SHOP_JWT_SECRET": "secret-for-the-check",
+           "SHOP_ALLOWED_ORIGINS": "https://shop.example"}
 
 
 def _config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -47,11 +48,17 @@ def test_production_services_engines_and_health_checks() -> None:
     assert {"pg-data", "redis-data", "models"} <= set(config["volumes"])
     assert "ports" not in services["rasa"] and "ports" not in services["actions"]  # only the gateway is public
     assert "--auth-token" in services["rasa"]["command"]
+    # Rasa sends the action server's secret, which refuses calls without it; the REST webhook wants Rasa's token
+    assert services["actions"]["command"][:3] == ["python", "-m", "actions.server"]
+    assert services["rasa"]["environment"]["SHOP_ACTIONS_TOKEN"] == SECRETS["SHOP_ACTIONS_TOKEN"]
+    assert services["rasa"]["environment"]["SHOP_RASA_TOKEN"] == SECRETS["SHOP_RASA_TOKEN"]
+    assert services["gateway"]["environment"]["SHOP_ALLOWED_ORIGINS"] == SECRETS["SHOP_ALLOWED_ORIGINS"]
     for name in ("gateway", "actions"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and env["REDIS_URL"].startswith("redis://")
         assert env["SHOP_ENV"] == "production" and env["SHOP_DEMO_MODE"] == "false"
     endpoints = yaml.safe_load((ROOT / "docker" / "endpoints.compose.yml").read_text())
+    assert endpoints["action_endpoint"]["headers"] == {"X-Shop-Actions-Token": "${SHOP_ACTIONS_TOKEN}"}
     assert endpoints["tracker_store"]["dialect"] == "postgresql" and endpoints["lock_store"]["type"] == "redis"
     assert endpoints["tracker_store"]["type"] == "rasa_addons.sql_stores.ShopSQLTrackerStore"
     assert endpoints["event_broker"]["type"] == "rasa_addons.sql_stores.PingingSQLEventBroker"

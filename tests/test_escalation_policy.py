@@ -83,8 +83,10 @@ def test_policy_in_rasas_message_processor(processor_run: dict[str, Any]) -> Non
 
 
 class RasaAPI:
-    def __init__(self, url: str) -> None:
-        self.client = httpx.Client(base_url=url, timeout=60.0)
+    def __init__(self, url: str, token: str) -> None:
+        # the API wants ?token=, the REST webhook the same token as a bearer header (rasa_addons/rest_channel.py)
+        self.client = httpx.Client(base_url=url, params={"token": token},
+                                   headers={"Authorization": f"Bearer {token}"}, timeout=60.0)
 
     def say(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         reply = self.client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text,
@@ -119,7 +121,7 @@ def _sender(name: str) -> str:
 
 
 def test_policy_through_the_real_server(stack: Any) -> None:
-    api = RasaAPI(stack.rasa_url)
+    api = RasaAPI(stack.rasa_url, stack.rasa_token)
 
     # 1. in the middle of track_order_form
     mid = _sender("midform")

@@ -34,6 +34,27 @@ def test_health_is_green(stack) -> None:  # type: ignore[no-untyped-def]
     assert body["status"] == "ok", body
 
 
+def test_rasa_answers_only_with_its_token(stack) -> None:  # type: ignore[no-untyped-def]
+    """Rasa's HTTP API and REST webhook want the token the stack generated (issue 16, item 12): a local process
+    without it reads no transcript, loads no model and speaks for no customer; the gateway has it."""
+    rasa, token = stack.rasa_url, stack.rasa_token
+    cid = f"it-token-{uuid.uuid4().hex[:8]}"
+    said = {"sender": cid, "message": "where is my order", "metadata": {"customer_id": 1}}
+    assert httpx.get(f"{rasa}/conversations/{cid}/tracker", timeout=10).status_code == 401
+    assert httpx.get(f"{rasa}/conversations/{cid}/tracker", params={"token": "guess"}, timeout=10).status_code == 401
+    assert httpx.put(f"{rasa}/model", json={"model_file": "/tmp/any.tar.gz"}, timeout=10).status_code == 401
+    assert httpx.post(f"{rasa}/webhooks/rest/webhook", json=said, timeout=10).status_code == 401
+    assert httpx.post(f"{rasa}/webhooks/rest/webhook", json=said, headers={"Authorization": "Bearer guess"},
+                      timeout=10).status_code == 401
+    events = httpx.get(f"{rasa}/conversations/{cid}/tracker", params={"token": token}, timeout=10).json()["events"]
+    assert not [e for e in events if e["event"] == "user"]  # the refused message never got in
+    shoes = {"sender": cid, "message": "show me running shoes", "metadata": {}}
+    answered = httpx.post(f"{rasa}/webhooks/rest/webhook", json=shoes, headers={"Authorization": f"Bearer {token}"},
+                          timeout=30)
+    assert answered.status_code == 200 and cards(answered.json())  # the search ran: Rasa has the actions' secret
+    assert token not in " ".join(stack.commands()["rasa"])  # not on a command line every local user can read
+
+
 def test_scripted_shopping_conversation(stack) -> None:  # type: ignore[no-untyped-def]
     cid = f"it-{uuid.uuid4().hex[:12]}"
     greeting = say(stack, cid, "hi there")
@@ -64,8 +85,10 @@ def test_scripted_shopping_conversation(stack) -> None:  # type: ignore[no-untyp
     assert "Total:" in texts(cart)
 
     checkout = say(stack, cid, "take me to checkout")
-    link = re.search(r"/checkout\?cart=\S+", texts(checkout))
-    assert link and cid not in link.group(0), texts(checkout)  # a signed reference, not the guessable key
+    # the link rides on the cart card as its Checkout button (the widget makes it absolute), not as bare text
+    url = next((c["checkout_url"] for r in checkout if (c := r.get("custom")) and c.get("checkout_url")), "")
+    link = re.search(r"/checkout\?cart=\S+", url)
+    assert link and cid not in link.group(0), checkout  # a signed reference, not the guessable key
     page = httpx.get(stack.gateway_url + link.group(0), timeout=30)
     assert page.status_code == 200 and "Checkout" in page.text
 

@@ -102,7 +102,8 @@ def _talk(stacks: tuple[Stack, Stack], conversation_id: str, texts: list[str], o
 
 
 def _said(stack: Stack, conversation_id: str) -> list[str]:
-    tracker = httpx.get(f"{stack.rasa_url}/conversations/{conversation_id}/tracker", timeout=30).json()
+    tracker = httpx.get(f"{stack.rasa_url}/conversations/{conversation_id}/tracker", params={"token": stack.rasa_token},
+                        timeout=30).json()
     return [e["text"] for e in tracker["events"] if e["event"] == "user"]
 
 

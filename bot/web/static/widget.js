@@ -65,6 +65,12 @@
   // Close codes after which we do not retry on our own (bad/expired token,
   // policy violation). The next send or open() tries again.
   var FATAL_CLOSE_CODES = [1008, 4401, 4403];
+  // 4403: the assistant does not accept this page's origin (SHOP_ALLOWED_ORIGINS). Retrying cannot help,
+  // so the widget says so and stops, instead of "Reconnecting…" forever.
+  var REFUSED_CLOSE_CODE = 4403;
+  var REFUSED_TEXT = "Sorry, the chat isn't available on this website: the shop's assistant doesn't accept " +
+    "connections from this page. Please contact the shop another way.";
+  var REFUSED_STATUS = "Not available on this page";
 
   // ---------------------------------------------------------------------------
   // Storage helpers (storage may be unavailable or full: never throw)
@@ -403,6 +409,7 @@
   var attempt = 0;
   var reconnectTimer = null;
   var autoReconnect = true;
+  var refused = false;     // the gateway refused this page's origin (close 4403): no more attempts
   var outbox = [];
   var typingTimer = null;
   var pending = [];        // API calls made before the DOM was ready
@@ -853,6 +860,23 @@
     else if (state === "agent") handoffStatus = "Chatting with " + (str(name, 120).trim() || "an agent");
     else handoffStatus = "";
     if (connected) setStatus(handoffStatus);
+    if (handoffState === "agent") retireBotButtons();
+  }
+
+  // A person took over: the bot's earlier quick replies ("Email me", "Keep chatting with the bot") and
+  // cart buttons would only reach the agent as words, so they stop working (kept so after a reload).
+  function retireBotButtons() {
+    var changed = false;
+    for (var i = 0; i < transcript.length; i++) {
+      if (transcript[i].role === "bot" && transcript[i].buttons && !transcript[i].used) {
+        transcript[i].used = true;
+        changed = true;
+      }
+    }
+    if (changed) saveTranscript();
+    if (!ui) return;
+    var buttons = ui.log.querySelectorAll(".sa-quick-reply, .sa-cart-btn");
+    for (var j = 0; j < buttons.length; j++) buttons[j].disabled = true;
   }
 
   function notify() {
@@ -915,6 +939,7 @@
     var shown = str(text, MAX_INPUT * 4).trim();
     var pl = payload === undefined || payload === null ? "" : str(payload, 2000);
     if (!shown && !pl) return false;
+    if (refused) { showRefused(); return false; } // what was typed stays in the input
     if (shown) addEntry({ id: newEntryId(), role: "user", text: shown });
     var frame = { type: "message", text: shown };
     if (pl) frame.payload = pl;
@@ -988,18 +1013,18 @@
   }
 
   function ensureConnected() {
-    if (ws || reconnectTimer) return;
+    if (ws || reconnectTimer || refused) return;
     connect();
   }
 
   function reconnectNow() {
-    if (ws || !everTried || !autoReconnect) return;
+    if (ws || !everTried || !autoReconnect || refused) return;
     if (reconnectTimer) { clearTimeout(reconnectTimer); reconnectTimer = null; }
     connect();
   }
 
   function connect() {
-    if (ws) return;
+    if (ws || refused) return;
     if (typeof window.WebSocket !== "function") {
       setStatus("Chat unavailable");
       addEntry({ id: newEntryId(), role: "system", text: "Your browser does not support live chat." });
@@ -1040,6 +1065,14 @@
       ws = null;
       connected = false;
       if (!outbox.length) setTyping(false);
+      if (ev && ev.code === REFUSED_CLOSE_CODE) {
+        refused = true;
+        autoReconnect = false;
+        outbox = [];
+        setTyping(false);
+        showRefused();
+        return;
+      }
       if (ev && FATAL_CLOSE_CODES.indexOf(ev.code) !== -1) {
         autoReconnect = false;
         setTyping(false);
@@ -1050,8 +1083,17 @@
     };
   }
 
+  // Tell the shopper plainly that this page cannot use the chat (once in a row, not on every try).
+  function showRefused() {
+    setStatus(REFUSED_STATUS);
+    var last = transcript.length ? transcript[transcript.length - 1] : null;
+    if (!last || last.role !== "system" || last.text !== REFUSED_TEXT) {
+      addEntry({ id: newEntryId(), role: "system", text: REFUSED_TEXT });
+    }
+  }
+
   function scheduleReconnect() {
-    if (reconnectTimer) return;
+    if (reconnectTimer || refused) return;
     setStatus("Reconnecting…");
     var base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
     attempt = Math.min(attempt + 1, 16);
@@ -1166,7 +1208,7 @@
     }
     attempt = 0;
     autoReconnect = true;
-    setStatus("");
+    setStatus(refused ? REFUSED_STATUS : "");
     if (isOpen) connect();
   }
 
