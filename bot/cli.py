@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -71,9 +71,14 @@ def catalog_import(
 ) -> None:
     """Import products (upsert by SKU). Bad rows are reported with their line; good rows still go in.
 
+    A row that cannot be read whole (a short row, an unclosed quote) is rejected with the lines it spans and
+    nothing of it goes in; the summary lists the lines rejected. Shopify: a product's rows become its variants
+    (size, color, SKU, price, stock); the sizes and colors in stock are offered.
+
     Prices are optional: a row without one is imported, shown as "Price on request", not addable to a cart.
     """
-    from rich.progress import Progress
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from bot.catalog import importers
     from bot.catalog.store import UpsertStats, upsert_products
@@ -85,7 +90,9 @@ def catalog_import(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     migrate()
-    total, errors, pending = UpsertStats(), 0, []
+    total = UpsertStats()
+    rejected: list[str] = []  # the lines of each rejected record: "5", "3-5"
+    pending: list[dict[str, Any]] = []
 
     def flush() -> None:
         with session_scope() as session:
@@ -95,23 +102,37 @@ def catalog_import(
         total.unchanged += stats.unchanged
         pending.clear()
 
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"importing {path.name}", total=None)
+    with path.open("rb") as raw:
+        lines = sum(1 for _ in raw)
+    # On the terminal (stderr): the line reached of the file's lines, products read and rejected so far.
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("line {task.completed:,.0f}/{task.total:,.0f}"),
+                  TextColumn("{task.fields[products]:,} products, {task.fields[rejected]:,} rejected"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(f"importing {path.name}", total=max(lines, 1), products=0, rejected=0)
+        reached = 0
         for row in reader:
-            progress.advance(task)
             if row.error:
-                errors += 1
-                progress.console.print(f"{path}:{row.line}: {row.error}", style="red", highlight=False, soft_wrap=True)
-                continue
-            pending.append(row.product)
+                rejected.append(row.lines)
+                progress.console.print(f"{path}:{row.lines}: {row.error}", style="red", highlight=False,
+                                       soft_wrap=True)
+            else:
+                pending.append(row.product)
+            reached = max(reached, row.end_line or row.line)
+            progress.update(task, completed=reached, rejected=len(rejected),
+                            products=len(pending) + total.inserted + total.updated + total.unchanged)
             if len(pending) >= batch:
                 flush()
         if pending:
             flush()
+        progress.update(task, completed=max(lines, 1))
+    rejected.sort(key=lambda lines: int(lines.split("-")[0]))
+    shown = ", ".join(rejected[:20]) + (f" and {len(rejected) - 20} more" if len(rejected) > 20 else "")
+    where = f" (line{'s' if len(rejected) > 1 or '-' in shown else ''} {shown})" if rejected else ""
     typer.echo(f"imported {path.name}: {total.inserted} inserted, {total.updated} updated, "
-               f"{total.unchanged} unchanged, {errors} rejected")
+               f"{total.unchanged} unchanged, {len(rejected)} rejected{where}")
     typer.echo("run `python -m bot search build` to refresh the search index")
-    if errors:
+    if rejected:
         raise typer.Exit(1)
 
 
@@ -155,12 +176,18 @@ def search_build(force: bool = False) -> None:
     from bot.search.embeddings import get_embedder
 
     directory = get_settings().search_index_dir
-    with Session(get_engine()) as session:
+    # Each step with its count on the terminal (the embedding takes minutes on a large catalog); nothing
+    # when the output is no terminal.
+    with index.console_progress() as progress, Session(get_engine()) as session:
+        progress.step("loading the embedding model")
+        embedder = get_embedder()
         if force:
-            built = index.ProductIndex.build(index.catalog_texts(session), get_embedder(), progress=True)
+            progress.step("reading the catalog")
+            built = index.ProductIndex.build(index.catalog_texts(session), embedder, progress=progress)
+            progress.step("saving the index")
             built.save(directory)
         else:
-            built = index.ensure(session, get_embedder(), directory, progress=True)
+            built = index.ensure(session, embedder, directory, progress=progress)
     typer.echo(f"search index: {built.size} products in {directory}")
 
 

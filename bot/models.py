@@ -1,7 +1,7 @@
 """Imports every module that defines tables, so Alembic and create_all see them all."""
 
 from bot.auth.models import LoginFailure, User, UserSession
-from bot.catalog.models import Product
+from bot.catalog.models import Product, ProductVariant
 from bot.handoff.models import AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
 from bot.privacy.models import PrivacyLog
 from bot.relay.models import HeldMessage
@@ -39,6 +39,7 @@ __all__ = [
     "Preference",
     "PrivacyLog",
     "Product",
+    "ProductVariant",
     "Refund",
     "Return",
     "Shipment",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,11 +45,21 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
     assert "usage:" in done.output.lower()
 
 
-def _bot(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+# What rich reads to draw its progress display as on a terminal, where the output is a pipe here.
+TERMINAL = {"TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1", "COLUMNS": "200"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _bot(*args: str, tmp: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'shop.sqlite3'}", "SHOP_MODELS_DIR": str(tmp / "models"),
-           "HF_HUB_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
+
+
+def _shown(stderr: str) -> str:
+    """What the terminal showed, without the escape codes."""
+    return _ANSI.sub("", stderr)
 
 
 def test_import_then_build_the_search_index_and_rebuild_it_with_force(tmp_path: Path) -> None:
@@ -57,7 +68,24 @@ def test_import_then_build_the_search_index_and_rebuild_it_with_force(tmp_path: 
     built = _bot("search", "build", tmp=tmp_path)
     assert built.returncode == 0, built.stdout + built.stderr
     assert "search index: 3 products" in built.stdout
+    assert "embedding" not in built.stderr and "Batches" not in built.stderr  # no terminal: no progress display
     assert (tmp_path / "models" / "search").is_dir()
-    forced = _bot("search", "build", "--force", tmp=tmp_path)  # crashed: it called functions the index lacks
+    # crashed: it called functions the index lacks; on a terminal, each step shows, the embedding with its count
+    forced = _bot("search", "build", "--force", tmp=tmp_path, env=TERMINAL)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "search index: 3 products" in forced.stdout
+    shown = _shown(forced.stderr)
+    for step in ("loading the embedding model", "embedding 3 products", "3/3", "word index (BM25F) of 3 products",
+                 "saving the index"):
+        assert step in shown, shown[-3000:]
+
+
+def test_the_import_progress_counts_lines_products_and_rejected_rows(tmp_path: Path) -> None:
+    source = tmp_path / "products.csv"  # 6 lines; the short row on line 4 is rejected, and so its product
+    lines = (FIXTURES / "shopify_products.csv").read_text().splitlines(keepends=True)
+    source.write_text("".join([*lines[:3], "trail-parka,,,,,,,,L,,Red\n", *lines[4:]]))
+    imported = _bot("catalog", "import", str(source), "--format", "shopify", tmp=tmp_path, env=TERMINAL)
+    assert imported.returncode == 1
+    assert "2 inserted, 0 updated, 0 unchanged, 2 rejected (lines 2, 4)" in imported.stdout
+    shown = _shown(imported.stderr)
+    assert "line 6/6" in shown and "2 products, 2 rejected" in shown, shown[-3000:]

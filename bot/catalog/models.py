@@ -1,10 +1,12 @@
+"""Products and their variants (one per size/color combination, with its own SKU, price and stock)."""
+
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, Numeric, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, Numeric, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db import Base
 
@@ -33,6 +35,13 @@ class Product(Base):
     image_url: Mapped[str] = mapped_column(String(500), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), onupdate=func.now())
 
+    # Empty for a product sold as one item (the demo catalog, csv and jsonl imports): then its own price,
+    # stock, sizes and colors apply. With variants (the Shopify import), ``sizes``, ``stock``, ``price`` and
+    # ``attributes["colors"]`` are derived from them at import: sizes and colors in stock, their stock
+    # summed, the lowest price in stock; the cart sells a variant at its own price, SKU and stock.
+    variants: Mapped[list[ProductVariant]] = relationship(
+        back_populates="product", cascade="all, delete-orphan", order_by="ProductVariant.position")
+
     @property
     def department(self) -> str:
         return self.category.split(" > ", 1)[0]
@@ -58,3 +67,22 @@ class Product(Base):
         attributes = [self.color, self.material, self.gender, *(str(f) for f in features)]
         return {"title": self.title, "brand": self.brand, "category": self.category.replace(" > ", " "),
                 "attributes": " ".join(a for a in attributes if a), "description": self.description}
+
+
+class ProductVariant(Base):
+    """One purchasable version of a product: a size and/or color (``options`` keeps every option the
+    source named, e.g. ``{"Size": "10", "Color": "Black"}``) with its own SKU, price and stock."""
+
+    __tablename__ = "product_variants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    size: Mapped[str] = mapped_column(String(20), default="")
+    color: Mapped[str] = mapped_column(String(60), default="")
+    options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    price: Mapped[float | None] = mapped_column(Numeric(10, 2, asdecimal=False), nullable=True)  # None: on request
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the order of the source's rows
+
+    product: Mapped[Product] = relationship(back_populates="variants")

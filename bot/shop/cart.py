@@ -1,5 +1,10 @@
 """A shopper's cart: lines of product, size, color and quantity under one cart key.
 
+A product with variants (``ProductVariant``, from the Shopify import) is sold by variant: a line holds
+the variant's own size and color, and is priced, stocked and labelled with its SKU from the variant;
+a size or color that is out of stock is refused. A product without variants sells as one item at its
+own price and stock.
+
 A guest's cart is keyed by the conversation id; a signed-in shopper's by ``customer:<id>``, so it
 follows them across devices. When a guest signs in, :func:`merge` moves the guest cart into the
 customer's. The checkout page is reached through :func:`checkout_reference`, an HMAC-signed
@@ -20,7 +25,7 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from bot.catalog.models import Product
+from bot.catalog.models import Product, ProductVariant
 from bot.db import Base
 
 MAX_QUANTITY = 20
@@ -69,10 +74,26 @@ def cart_key(conversation_id: str, customer_id: int | None = None) -> str:
     return customer_cart_key(customer_id) if customer_id else conversation_id
 
 
-def product_colors(product: Product) -> list[str]:
-    """The colors a shopper chooses between (variants from the Shopify import); [] for one color."""
-    colors = (product.attributes or {}).get("colors") or []
-    unique = list(dict.fromkeys(str(c) for c in colors if str(c).strip()))
+def _unique(values: Any) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values if str(v).strip()))
+
+
+def product_sizes(product: Product, in_stock: bool = True) -> list[str]:
+    """The sizes a shopper chooses between: of a product with variants those in stock (every size the
+    variants have when ``in_stock`` is False), else the product's sizes."""
+    if not product.variants:
+        return list(product.sizes or [])
+    return _unique(v.size for v in product.variants if not in_stock or v.stock > 0)
+
+
+def product_colors(product: Product, size: str = "") -> list[str]:
+    """The colors a shopper chooses between; [] for one color. Of a product with variants: the colors in
+    stock (in ``size``, when given)."""
+    if product.variants:
+        wanted = size.strip().lower()
+        unique = _unique(v.color for v in product.variants if v.stock > 0 and (not wanted or v.size.lower() == wanted))
+    else:
+        unique = _unique((product.attributes or {}).get("colors") or [])
     return unique if len(unique) > 1 else []
 
 
@@ -93,6 +114,7 @@ class CartLine:
     unit_price: float
     currency: str
     stock: int
+    sku: str = ""  # the variant's SKU for a product with variants, else the product's
 
     @property
     def total(self) -> float:
@@ -180,13 +202,75 @@ def _variant(product: Product, size: str, color: str) -> tuple[str, str]:
     return size, color
 
 
-def _stock_error(product: Product, in_cart: int) -> NotEnoughStock:
-    if product.stock <= 0:
-        return NotEnoughStock(f"Sorry, {product.title} is out of stock.", 0)
-    if in_cart >= product.stock:
-        return NotEnoughStock(f"Only {product.stock} of {product.title} left in stock, and they're all in your "
-                              "cart already.", 0)
-    return NotEnoughStock(f"Only {product.stock} of {product.title} left in stock.", product.stock - in_cart)
+def _label(title: str, size: str, color: str) -> str:
+    """"Trail Parka (size M, Blue)", or the title alone."""
+    variant = ", ".join(p for p in [f"size {size}" if size else "", color] if p)
+    return f"{title} ({variant})" if variant else title
+
+
+def _sold_variant(product: Product, size: str, color: str) -> ProductVariant:
+    """The variant of ``product`` in this size and color that the cart can sell; CartError (NotEnoughStock
+    for one that is out of stock) says what to choose instead."""
+    title = product.title
+    variants = list(product.variants)
+    every_size = product_sizes(product, in_stock=False)
+    if every_size:
+        in_stock = product_sizes(product)
+        offer = f"In stock: {', '.join(in_stock)}." if in_stock else "No size is in stock right now."
+        if not size:
+            raise CartError(f"Which size of {title}? {offer}")
+        canonical = pick(size, every_size)
+        if canonical is None:
+            raise CartError(f"{title} doesn't come in size {size}. {offer}")
+        size = canonical
+        variants = [v for v in variants if v.size == size]
+    every_color = _unique(v.color for v in variants)
+    if color and len(every_color) > 1:
+        canonical = pick(color, every_color)
+        if canonical is None:
+            raise CartError(f"{_label(title, size, '')} comes in {', '.join(every_color)}.")
+        variants = [v for v in variants if v.color == canonical]
+        color = canonical
+    available = [v for v in variants if v.stock > 0]
+    if not available:  # say what is in stock instead: the other colors in this size, else the sizes
+        colors_here = _unique(v.color for v in product.variants if v.stock > 0 and (not size or v.size == size))
+        what = (f" In stock{f' in size {size}' if size else ''}: {', '.join(colors_here)}." if color and colors_here
+                else f" In stock: {', '.join(product_sizes(product))}." if every_size and product_sizes(product)
+                else "")
+        raise NotEnoughStock(f"Sorry, {_label(title, size, color)} is out of stock.{what}", 0)
+    colors = _unique(v.color for v in available)
+    if len(colors) > 1 and not color:
+        raise CartError(f"Which color of {_label(title, size, '')}? In stock: {', '.join(colors)}.")
+    variant = available[0]
+    if variant.price is None:
+        raise CartError(no_price_text(_label(title, variant.size, variant.color)))
+    return variant
+
+
+def line_variant(product: Product, size: str, color: str) -> ProductVariant | None:
+    """The variant a cart line holds: the one with its size and color; for a line added before the
+    product had variants, one in its size (and color, when the line has one), preferably in stock."""
+    exact = next((v for v in product.variants if v.size == size and v.color == color), None)
+    if exact is not None:
+        return exact
+    near = [v for v in product.variants
+            if v.size.lower() == size.lower() and (not color or v.color.lower() == color.lower())]
+    return next((v for v in near if v.stock > 0), near[0] if near else None)
+
+
+def _line_stock(product: Product, size: str, color: str) -> int:
+    if not product.variants:
+        return product.stock
+    variant = line_variant(product, size, color)
+    return variant.stock if variant is not None else 0
+
+
+def _stock_error(title: str, stock: int, in_cart: int) -> NotEnoughStock:
+    if stock <= 0:
+        return NotEnoughStock(f"Sorry, {title} is out of stock.", 0)
+    if in_cart >= stock:
+        return NotEnoughStock(f"Only {stock} of {title} left in stock, and they're all in your cart already.", 0)
+    return NotEnoughStock(f"Only {stock} of {title} left in stock.", stock - in_cart)
 
 
 def add_item(session: Session, cart_key: str, product_id: int, quantity: int = 1, size: str = "",
@@ -195,13 +279,19 @@ def add_item(session: Session, cart_key: str, product_id: int, quantity: int = 1
     if not 1 <= quantity <= MAX_QUANTITY:
         raise CartError(f"You can add between 1 and {MAX_QUANTITY} of an item.")
     product = _product(session, product_id)
-    size, color = _variant(product, size, color)
+    if product.variants:
+        variant = _sold_variant(product, size, color)
+        size, color, stock = variant.size, variant.color, variant.stock
+        title = _label(product.title, size, color)
+    else:
+        size, color = _variant(product, size, color)
+        stock, title = product.stock, product.title
     line = session.scalar(select(CartItem).where(CartItem.cart_key == cart_key, CartItem.product_id == product_id,
                                                  CartItem.size == size, CartItem.color == color))
     in_cart = line.quantity if line else 0
     wanted = quantity + in_cart
-    if wanted > product.stock:
-        raise _stock_error(product, in_cart)
+    if wanted > stock:
+        raise _stock_error(title, stock, in_cart)
     if wanted > MAX_QUANTITY:
         raise NotEnoughStock(f"You can have at most {MAX_QUANTITY} of {product.title} in your cart.",
                              MAX_QUANTITY - in_cart)
@@ -225,12 +315,14 @@ def set_quantity(session: Session, cart_key: str, line_id: int, quantity: int) -
     if not 0 <= quantity <= MAX_QUANTITY:
         raise CartError(f"The quantity can be between 0 and {MAX_QUANTITY}.")
     item = _line(session, cart_key, line_id)
+    stock = _line_stock(item.product, item.size, item.color)
+    title = _label(item.product.title, item.size, item.color) if item.product.variants else item.product.title
     if quantity == 0:
         session.delete(item)
-    elif quantity > item.product.stock:
-        if item.product.stock <= 0:
-            raise NotEnoughStock(f"Sorry, {item.product.title} is out of stock now.", 0)
-        raise NotEnoughStock(f"Only {item.product.stock} of {item.product.title} left in stock.", item.product.stock)
+    elif quantity > stock:
+        if stock <= 0:
+            raise NotEnoughStock(f"Sorry, {title} is out of stock now.", 0)
+        raise NotEnoughStock(f"Only {stock} of {title} left in stock.", stock)
     else:
         item.quantity = quantity
     session.flush()
@@ -269,7 +361,7 @@ def merge(session: Session, from_key: str, to_key: str) -> CartSummary:
             CartItem.cart_key == to_key, CartItem.product_id == product_id, CartItem.size == size,
             CartItem.color == color))
         have = target.quantity if target else 0
-        quantity = max(have, min(have + item.quantity, MAX_QUANTITY, item.product.stock))
+        quantity = max(have, min(have + item.quantity, MAX_QUANTITY, _line_stock(item.product, size, color)))
         session.delete(item)
         session.flush()
         if target is not None:
@@ -285,18 +377,26 @@ def has_items(session: Session, cart_key: str) -> bool:
     return session.scalar(select(CartItem.id).where(CartItem.cart_key == cart_key).limit(1)) is not None
 
 
+def _cart_line(item: CartItem) -> CartLine | None:
+    product = item.product
+    if not product.variants:
+        if product.price is None:
+            return None
+        return CartLine(item.id, item.product_id, product.title, item.size, item.color, item.quantity,
+                        float(product.price), product.currency, product.stock, product.sku)
+    variant = line_variant(product, item.size, item.color)
+    if variant is None or variant.price is None:
+        return None
+    return CartLine(item.id, item.product_id, product.title, item.size, item.color, item.quantity,
+                    float(variant.price), product.currency, variant.stock, variant.sku)
+
+
 def summary(session: Session, cart_key: str) -> CartSummary:
-    """The cart's lines. A product whose price was removed after it went in the cart (a catalog
-    re-import) cannot be sold, so it is left out rather than counted at a made-up price."""
+    """The cart's lines, each at its variant's price and stock for a product with variants. A product
+    whose price (or variant) was removed after it went in the cart (a catalog re-import) cannot be sold,
+    so it is left out rather than counted at a made-up price."""
     items = session.scalars(select(CartItem).where(CartItem.cart_key == cart_key).order_by(CartItem.id)).all()
-    return CartSummary(
-        [
-            CartLine(i.id, i.product_id, i.product.title, i.size, i.color, i.quantity, float(i.product.price),
-                     i.product.currency, i.product.stock)
-            for i in items
-            if i.product.price is not None
-        ]
-    )
+    return CartSummary([line for item in items if (line := _cart_line(item)) is not None])
 
 
 # --------------------------------------------------------------------------- checkout links
