@@ -40,7 +40,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE
+from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE, TAKING_LONGER
 
 TURN_TIMEOUT_S = 30.0
 THINK_S = (1.0, 3.0)
@@ -141,7 +141,7 @@ class TurnFailed(Exception):
 
 def check(turn: Turn, replies: list[dict[str, Any]]) -> None:
     """Raise ``TurnFailed`` when the replies are not what the turn must produce."""
-    if replies in ([{"text": APOLOGY}], [{"text": HELD}], [{"text": HELD_MORE}]):
+    if replies in ([{"text": APOLOGY}], [{"text": HELD}], [{"text": HELD_MORE}], [{"text": TAKING_LONGER}]):
         raise TurnFailed("degraded", "the gateway apologised (rasa or the action server did not answer)")
     if not replies:
         raise TurnFailed("empty", "no reply")

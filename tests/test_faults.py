@@ -3,7 +3,8 @@
 Rasa, the action server and the gateway run on 127.0.0.1 against a throwaway PostgreSQL database (our
 tables and Rasa's tracker store), so a dropped database connection can be injected; the helpdesk is a
 closed port until the test opens it. The faults: the action server killed mid-conversation, Rasa
-killed and started again, every database connection terminated, the helpdesk down. In every case the
+killed and started again, Rasa or the action server hung (SIGSTOP) past the gateway's timeout, Rasa's answer
+lost on the way back, every database connection terminated, the helpdesk down. In every case the
 shopper gets an answer (never a 5xx or nothing), the conversation goes on afterwards, and each message
 the shopper sent is in Rasa's tracker exactly once and in order. The outbox itself (retries, backoff,
 idempotency, restarts) is tested in tests/test_delivery.py; here it runs inside the stack.
@@ -11,9 +12,11 @@ idempotency, restarts) is tested in tests/test_delivery.py; here it runs inside 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -29,14 +32,16 @@ from websockets.sync.client import connect
 
 from bot.catalog import demo
 from bot.catalog.store import upsert_products
+from bot.config import Settings
 from bot.db import migrate, session_scope
 from bot.devstack import Stack, StackConfig
 from bot.handoff.models import DELIVERED, PENDING, HelpdeskOutbox
 from bot.relay import held as held_queue
 from bot.relay.models import HeldMessage
 from bot.training import rasa_model
-from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE
+from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE, MESSAGE_ID, TAKING_LONGER
 from tests.conftest import ROOT, TEST_CATALOG_SIZE, free_port
+from tests.gateway_server import running_gateway
 
 pytestmark = [pytest.mark.integration]
 
@@ -56,6 +61,13 @@ class Faulty:
     def restart(self, name: str, timeout: float = 240) -> None:
         self.stack.start(names=(name,))  # replaces processes[name]; the others keep running
         self.stack.wait_healthy(timeout=timeout, names=(name,))
+
+    def hang(self, name: str) -> None:
+        """SIGSTOP the process group: its port still accepts connections, nothing answers (a hung process)."""
+        os.killpg(self.stack.processes[name].pid, signal.SIGSTOP)
+
+    def wake(self, name: str) -> None:
+        os.killpg(self.stack.processes[name].pid, signal.SIGCONT)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +122,7 @@ class Shopper:
 
     def tracker(self) -> dict[str, Any]:
         response = httpx.get(f"{self.faulty.stack.rasa_url}/conversations/{self.id}/tracker", trust_env=False,
-                             timeout=30)
+                             timeout=30, params={"token": self.faulty.stack.rasa_token})
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
@@ -201,6 +213,197 @@ def test_messages_sent_while_rasa_is_down_are_kept_and_answered_in_order_once_it
     after = shopper.say("thanks")
     assert not after["degraded"]
     shopper.assert_nothing_lost()
+
+
+class LossyPath:
+    """A TCP proxy in front of Rasa. While ``lose_answers`` is set, it passes each request on and throws Rasa's
+    answer away, and it does not pass on the client's giving up: Rasa runs the whole turn and the gateway
+    hears nothing, as when a network path fails on the way back. Otherwise it passes everything both ways."""
+
+    def __init__(self, upstream_url: str) -> None:
+        host, port = upstream_url.removeprefix("http://").rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.lose_answers = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.upstream)
+        losing = threading.Event()  # this connection carried a request while answers were being lost
+
+        def close() -> None:
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+        def to_rasa() -> None:
+            with contextlib.suppress(OSError):
+                while data := client.recv(65536):
+                    if self.lose_answers.is_set():
+                        losing.set()
+                    upstream.sendall(data)
+            if not losing.is_set():
+                close()  # the client gave up: Rasa sees it (and drops a turn still running)
+
+        threading.Thread(target=to_rasa, daemon=True).start()
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if not losing.is_set() and not self.lose_answers.is_set():
+                    client.sendall(data)
+        close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class SlowPath:
+    """A second gateway (its own database, a short Rasa timeout, replay on) that reaches the stack's Rasa
+    through a :class:`LossyPath`."""
+
+    def __init__(self, faulty: Faulty, url: str, database_url: str, proxy: LossyPath) -> None:
+        self.faulty, self.url, self.database_url, self.proxy = faulty, url, database_url, proxy
+
+    def held(self, conversation_id: str) -> list[HeldMessage]:
+        with session_scope(self.database_url) as session:
+            rows = list(session.scalars(select(HeldMessage).where(HeldMessage.conversation_id == conversation_id)
+                                        .order_by(HeldMessage.id)))
+            session.expunge_all()
+            return rows
+
+    def wait_for_attempt(self, conversation_id: str, timeout: float = 90) -> None:
+        """Until the replay has tried the held message once and kept it (Rasa still gave no answer)."""
+        deadline = time.monotonic() + timeout
+        while not any(m.attempts for m in self.held(conversation_id)):
+            assert time.monotonic() < deadline, self.held(conversation_id)
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def slow(faulty: Faulty) -> Iterator[SlowPath]:
+    proxy = LossyPath(faulty.stack.rasa_url)
+    database_url = faulty.postgres.create_database("faults_gateway")
+    migrate(database_url)
+    settings = Settings(database_url=database_url, rasa_url=proxy.url, actions_url=faulty.stack.actions_url,
+                        rasa_token=faulty.stack.rasa_token, rasa_timeout_s=6.0, replay_held=True,
+                        rate_limit_exempt="127.0.0.0/8,::1")
+    try:
+        with running_gateway(settings) as url:
+            yield SlowPath(faulty, url, database_url, proxy)
+    finally:
+        proxy.close()
+
+
+class Widget:
+    """The shopper's widget on the slow gateway's websocket: live answers, and the replayed ones pushed later."""
+
+    def __init__(self, slow: SlowPath, shopper: Shopper) -> None:
+        self.shopper = shopper
+        ws_url = slow.url.replace("http://", "ws://") + f"/ws/chat?conversation_id={shopper.id}"
+        self.socket = connect(ws_url, origin=slow.url, open_timeout=10, proxy=None)  # type: ignore[arg-type]
+        self.replayed: list[list[dict[str, Any]]] = []
+
+    def say(self, text: str) -> list[dict[str, Any]]:
+        """The live answer (a replayed answer that arrives meanwhile is kept in ``replayed``)."""
+        self.shopper.sent.append(text)
+        self.socket.send(json.dumps({"type": "message", "text": text}))
+        while True:
+            frame = json.loads(self.socket.recv(timeout=60))
+            if frame.get("type") == "bot" and frame.get("replayed"):
+                self.replayed.append(frame["messages"])
+            elif frame.get("type") == "bot":
+                return frame["messages"]  # type: ignore[no-any-return]
+
+    def wait_replayed(self, count: int, timeout: float = 120) -> list[list[dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while len(self.replayed) < count and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                frame = json.loads(self.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+                if frame.get("type") == "bot" and frame.get("replayed"):
+                    self.replayed.append(frame["messages"])
+        return self.replayed
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def user_event(tracker: dict[str, Any], text: str) -> tuple[dict[str, Any], list[str]]:
+    """The shopper's (only) message with this text, and the texts of the bot's answer to it as Rasa's REST
+    channel sends them (a text without buttons cut at blank lines)."""
+    events = tracker["events"]
+    found = [i for i, e in enumerate(events) if e["event"] == "user" and e["text"] == text]
+    assert len(found) == 1, f"{text!r} is in Rasa's tracker {len(found)} times"
+    index = found[0]
+    answer: list[str] = []
+    for event in events[index + 1:]:
+        if event["event"] == "user":
+            break
+        if event["event"] == "bot" and event.get("text"):
+            with_buttons = bool((event.get("data") or {}).get("buttons"))
+            answer += [event["text"]] if with_buttons else event["text"].strip().split("\n\n")
+    return events[index], answer
+
+
+@pytest.mark.parametrize("hung", ["rasa", "actions"])
+def test_a_message_rasa_does_not_answer_in_time_is_kept_and_answered_once(faulty: Faulty, slow: SlowPath,
+                                                                          hung: str) -> None:
+    shopper = Shopper(faulty, f"fault-hung-{hung}")
+    widget = Widget(slow, shopper)
+    try:
+        assert widget.say("hi") not in ([{"text": TAKING_LONGER}], [{"text": APOLOGY}])
+        faulty.hang(hung)  # its port still accepts: the gateway's connect succeeds and its read times out
+        try:
+            assert widget.say("show me running shoes") == [{"text": TAKING_LONGER}]  # not "send it again"
+            assert [m.text for m in slow.held(shopper.id)] == ["show me running shoes"]
+            slow.wait_for_attempt(shopper.id)  # the replay could not get an answer either: the message stays
+        finally:
+            faulty.wake(hung)
+        (replayed,) = widget.wait_replayed(1)  # pushed to the widget once Rasa answers
+        assert any((r.get("custom") or {}).get("type") == "product_cards" for r in replayed), replayed
+        assert not slow.held(shopper.id)
+        shopper.assert_nothing_lost()  # in Rasa's tracker once, although it was sent again
+        after = widget.say("thanks")
+        assert after and after != [{"text": TAKING_LONGER}]
+        assert len(widget.replayed) == 1, widget.replayed  # delivered once
+        shopper.assert_nothing_lost()
+    finally:
+        widget.close()
+
+
+def test_an_answer_lost_on_the_way_back_is_found_in_rasas_tracker_and_delivered_without_a_second_turn(
+        faulty: Faulty, slow: SlowPath) -> None:
+    shopper = Shopper(faulty, "fault-lost")
+    widget = Widget(slow, shopper)
+    try:
+        assert widget.say("hi") not in ([{"text": TAKING_LONGER}], [{"text": APOLOGY}])
+        slow.proxy.lose_answers.set()
+        try:
+            assert widget.say("what is your return policy") == [{"text": TAKING_LONGER}]
+            deadline = time.monotonic() + 60
+            while not [e for e in shopper.tracker()["events"] if e.get("text") == "what is your return policy"]:
+                assert time.monotonic() < deadline, "rasa never ran the turn"
+                time.sleep(0.5)
+            event, answer = user_event(shopper.tracker(), "what is your return policy")
+            assert answer and isinstance(event["metadata"][MESSAGE_ID], str)  # the gateway's idempotency key
+            assert [m.message_metadata[MESSAGE_ID] for m in slow.held(shopper.id)] == [event["metadata"][MESSAGE_ID]]
+            slow.wait_for_attempt(shopper.id)  # the replay's check got no answer either: the message stays
+        finally:
+            slow.proxy.lose_answers.clear()
+        (replayed,) = widget.wait_replayed(1)
+        assert [r["text"] for r in replayed if r.get("text")] == answer  # the answer Rasa gave then
+        assert not slow.held(shopper.id)
+        shopper.assert_nothing_lost()  # no second turn: the message is in the tracker once
+    finally:
+        widget.close()
 
 
 def terminate_connections(faulty: Faulty) -> int:

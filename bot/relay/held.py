@@ -1,4 +1,5 @@
-"""The held-message queue: what the gateway keeps when Rasa cannot be reached, in arrival order.
+"""The held-message queue: what the gateway keeps when Rasa cannot be reached or does not answer in time,
+in arrival order.
 
 A conversation with held messages sends every new message to the back of its queue, so the shopper's
 messages reach Rasa in the order they were sent. One replica at a time replays a conversation: it claims

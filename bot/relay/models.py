@@ -12,7 +12,8 @@ from bot.db import Base
 
 
 class HeldMessage(Base):
-    """A shopper message that never reached Rasa (it was down); deleted once Rasa has answered it.
+    """A shopper message that never reached Rasa (it was down), or got no answer in time (Rasa may have taken
+    it: ``metadata.message_id`` tells the replay); deleted once Rasa has answered it.
 
     ``claimed_by``/``claimed_until``: the gateway replica replaying the conversation right now, so two
     replicas never send the same message twice (a claim that runs out is taken over).

@@ -1,6 +1,10 @@
 """Sends held shopper messages to Rasa once it is back, in order, and pushes the answers to the widget.
 
-A message is held (``bot.relay.held``) when Rasa certainly never got it. Each gateway replica runs one
+A message is held (``bot.relay.held``) when Rasa never got it, or when no answer came in time and Rasa may
+have got it. Before a held message is sent, Rasa's tracker is asked for a user event with the message's id
+(``metadata.message_id``): if Rasa took it, the answer it gave then is delivered instead, so a turn Rasa
+finished is not run again (at least once to Rasa, once in the conversation; the tracker cannot show a turn
+still running, README "Faults"). Each gateway replica runs one
 :class:`Replayer`; the database decides which replica replays which conversation. The answers go to the
 conversation's topic on the hub, so the shopper's widget shows them on whichever replica it is connected to.
 """
@@ -17,7 +21,7 @@ from typing import Any
 from bot.db import in_session
 from bot.relay import held
 from bot.web.hub import Hub, conversation_topic
-from bot.web.rasa_client import APOLOGY, RasaClient, RasaUnavailable
+from bot.web.rasa_client import APOLOGY, MESSAGE_ID, RasaClient, RasaUnavailable
 
 log = logging.getLogger("bot.web.replay")
 
@@ -47,9 +51,9 @@ class Replayer:
             messages = await self._db(held.claim, conversation_id, self.owner, self.lease_s)
             for message in messages:
                 try:
-                    replies = await self.rasa.send(conversation_id, message.text, message.metadata)
+                    replies = await self.answer(conversation_id, message)
                 except RasaUnavailable as exc:
-                    if not exc.reached:
+                    if exc.keep:  # still down, or no answer in time again: the next round asks the tracker
                         await self._db(held.release, conversation_id, self.owner, str(exc))
                         return answered, True
                     # Rasa got it but could not answer (e.g. the action server is down): it is in the
@@ -66,6 +70,20 @@ class Replayer:
                 if self.on_replies is not None:
                     await self.on_replies(conversation_id, replies)
         return answered, False
+
+    async def answer(self, conversation_id: str, message: held.Held) -> list[dict[str, Any]]:
+        """Rasa's answer to a held message: the one it gave when it took the message before (its tracker has
+        the message's id), else the answer to sending it now."""
+        message_id = message.metadata.get(MESSAGE_ID)
+        if isinstance(message_id, str) and message_id:
+            earlier, paused = await self.rasa.answer_to(conversation_id, message_id)
+            if earlier is not None:
+                log.info("conversation %s: held message %s was taken by rasa before; delivering its answer",
+                         conversation_id, message.id)
+                if not earlier and not paused:
+                    return [{"text": APOLOGY}]  # taken in, but what answers it failed
+                return earlier
+        return await self.rasa.send(conversation_id, message.text, message.metadata)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Replay whenever woken (a message was held) or every ``idle_s``; while Rasa stays unreachable,
