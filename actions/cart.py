@@ -25,6 +25,7 @@ from actions.search import USUAL_ACTIONS
 from bot.catalog.models import Product
 from bot.config import get_settings
 from bot.db import session_scope
+from bot.ids import parse_id
 from bot.search import references
 from bot.search.service import ProductView
 from bot.shop import cart
@@ -51,11 +52,6 @@ def _count(summary: CartSummary) -> str:
 
 def _line_text(line: CartLine) -> str:
     return f"{line.quantity} x {line.title}{f' ({line.variant})' if line.variant else ''}"
-
-
-def _cart_text(summary: CartSummary) -> str:
-    lines = [f"- {_line_text(line)}: {money(line.total, line.currency)}" for line in summary.lines]
-    return "\n".join([*lines, f"Total: {money(summary.total, summary.currency)} ({_count(summary)})"])
 
 
 def checkout_link(key: str) -> str:
@@ -169,9 +165,9 @@ def _wanted_quantity(tracker: Tracker) -> int | None:
 def _target_lines(tracker: Tracker, summary: CartSummary) -> list[CartLine]:
     """The cart lines the latest message points at: a button's product (and size/color), an
     ordinal or a name in the cart, the product in focus; several when it is ambiguous."""
-    pid = entity(tracker, "product_id")
-    if pid and pid.isdigit():
-        return summary.find(int(pid), entity(tracker, "size"), entity(tracker, "color"))
+    pid = parse_id(entity(tracker, "product_id"))  # an id within the database's range, or None
+    if pid is not None:
+        return summary.find(pid, entity(tracker, "size"), entity(tracker, "color"))
     text = user_text(tracker)
     positions = references.positions(text, len(summary.lines)) or references.by_name(
         text, [line.title for line in summary.lines])
@@ -213,14 +209,24 @@ def _typed_answer(tracker: Tracker, pending: dict[str, Any]) -> tuple[ProductVie
     product = search.get(int(pending["product_id"]))
     if product is None:
         return None
-    with session_scope() as session:
-        row = session.get(Product, product.id)
-        colors = cart.product_colors(row) if row is not None else []
-    answer = references.variant_answer(text, product.sizes, colors, search.facets.vocabulary().get("color", []))
+    _, every_size, colors = _choices(product)  # a sold-out size is an answer too: it is told it is sold out
+    answer = references.variant_answer(text, every_size, colors[""], search.facets.vocabulary().get("color", []))
     if answer is None:
         return None
     size, color = answer
     return product, size or str(pending.get("size") or ""), color or str(pending.get("color") or "")
+
+
+def _choices(product: ProductView) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """What the shopper chooses between: the sizes in stock, every size (a sold-out one is told so), and the
+    colors to choose between in each size (key "": in any size), from the catalog (by variant, when the
+    product has variants: the sizes and colors in stock)."""
+    with session_scope() as session:
+        row = session.get(Product, product.id)
+        if row is None:
+            return list(product.sizes), list(product.sizes), {"": []}
+        every_size = cart.product_sizes(row, in_stock=False)
+        return cart.product_sizes(row), every_size, {s: cart.product_colors(row, s) for s in ["", *every_size]}
 
 
 def _pending(product_id: int, ask: str, size: str, color: str, quantity: int) -> SlotSet:
@@ -249,7 +255,7 @@ class ActionAddToCart(Action):
             return [SlotSet("pending_variant", None)]
         product = products[0]
         text = user_text(tracker)
-        size = entity(tracker, "size") or references.size(text, product.sizes)
+        size = entity(tracker, "size") or references.size(text, _choices(product)[1])
         return self._add(dispatcher, tracker, product, size, entity(tracker, "color"),
                          _wanted_quantity_for_add(tracker, text), text)
 
@@ -265,25 +271,31 @@ class ActionAddToCart(Action):
             dispatcher.utter_message(text=f"Sorry, {product.title} is out of stock right now.",
                                      buttons=[button("Similar products", "recommend", product_id=product.id)])
             return focus
-        with session_scope() as session:
-            row = session.get(Product, product.id)
-            colors = cart.product_colors(row) if row is not None else []
-
-        if product.sizes and size and cart.pick(size, product.sizes) is None:
-            dispatcher.utter_message(text=f"{product.title} doesn't come in size {size}. Which size would you like?",
-                                     buttons=self._size_buttons(product.id, product.sizes, ""))
+        sizes, every_size, colors_in = _choices(product)
+        sold_out = cart.pick(size, every_size) if size and cart.pick(size, sizes) is None else None
+        if sold_out is not None:  # a variant the catalog has, with no stock
+            dispatcher.utter_message(text=f"Sorry, {product.title} in size {sold_out} is out of stock. In stock: "
+                                          f"{', '.join(sizes)}. Which size would you like?",
+                                     buttons=self._size_buttons(product.id, sizes, ""))
             return [focus[0], _pending(product.id, "size", "", color or "", quantity)]
-        size = (cart.pick(size, product.sizes) or "") if product.sizes else ""
+        if sizes and size and cart.pick(size, sizes) is None:
+            dispatcher.utter_message(text=f"{product.title} doesn't come in size {size}. Which size would you like?",
+                                     buttons=self._size_buttons(product.id, sizes, ""))
+            return [focus[0], _pending(product.id, "size", "", color or "", quantity)]
+        size = (cart.pick(size, sizes) or "") if sizes else ""
+        colors = colors_in.get(size, colors_in[""])
         color = color if color is not None else _color_in(text, colors)
         if colors and color and cart.pick(color, colors) is None:
             dispatcher.utter_message(text=f"{product.title} doesn't come in {color}. "
                                           f"It comes in {', '.join(colors)}: which one would you like?",
                                      buttons=self._color_buttons(product.id, colors, size))
             return [focus[0], _pending(product.id, "color", size, "", quantity)]
-        color = (cart.pick(color, colors) or "") if colors else ""
-        if product.sizes and not size:
+        # No color to choose (one color, or one in stock in this size): a color the shopper named still goes to
+        # the cart, which refuses a sold-out variant in it and ignores it for a product without color variants.
+        color = (cart.pick(color, colors) or "") if colors else (color or "")
+        if sizes and not size:
             dispatcher.utter_message(text=f"Which size of {product.title}?",
-                                     buttons=self._size_buttons(product.id, product.sizes, color))
+                                     buttons=self._size_buttons(product.id, sizes, color))
             return [focus[0], _pending(product.id, "size", "", color, quantity)]
         if colors and not color:
             dispatcher.utter_message(text=f"Which color of {product.title}?",
@@ -303,7 +315,11 @@ class ActionAddToCart(Action):
         except CartError as exc:
             dispatcher.utter_message(text=str(exc))
             return focus
-        variant = ", ".join(p for p in [f"size {size}" if size else "", color] if p)
+        # A product with variants may have filled in the variant's color (the only one in stock in that size).
+        lines = [line for line in reversed(summary.lines) if line.product_id == product.id
+                 and (not size or line.size == size)]
+        line = next((line for line in lines if line.color.lower() == color.lower()), lines[0] if lines else None)
+        variant = line.variant if line else ", ".join(p for p in [f"size {size}" if size else "", color] if p)
         _show_cart(dispatcher, f"Added {quantity} x {product.title}{f' ({variant})' if variant else ''} to your cart. "
                                f"Your cart: {_count(summary)}, {money(summary.total, summary.currency)}.",
                    summary, key, added={"product_id": product.id, "quantity": quantity})
@@ -430,6 +446,10 @@ class ActionCheckout(Action):
         summary = _cart_or_nudge(dispatcher, key, "Your cart is empty, so there's nothing to check out yet.")
         if summary is None:
             return []
-        dispatcher.utter_message(text=f"Here's your order:\n{_cart_text(summary)}\n{_shipping_note(summary)}\n"
-                                      f"Complete your purchase securely here: {checkout_link(key)}")
+        # The card's Checkout button opens the link from the widget's own origin; the text names the link only
+        # when it is absolute (SHOP_PUBLIC_URL): a relative path in a message is nothing a shopper can open.
+        link = checkout_link(key)
+        where = f", or here: {link}" if link.startswith(("https://", "http://")) else "."
+        _show_cart(dispatcher, f"Here's your order: {_count(summary)}, {money(summary.total, summary.currency)}. "
+                               f"Complete your purchase securely with the Checkout button below{where}", summary, key)
         return []

@@ -7,6 +7,7 @@ from typing import Any
 from rasa_sdk import Tracker
 
 from actions import services
+from bot.ids import parse_id
 from bot.search import references
 from bot.search.service import ProductView
 from bot.shop.orders import Requester
@@ -35,7 +36,7 @@ def shown_ids(tracker: Tracker) -> list[int]:
 def referred_products(tracker: Tracker, limit: int = 1) -> list[ProductView]:
     """Products the latest message points at: a button's id, an ordinal, a name, or the one in focus."""
     search = services.product_search()
-    if (pid := entity(tracker, "product_id")) and pid.isdigit() and (product := search.get(int(pid))):
+    if (pid := parse_id(entity(tracker, "product_id"))) and (product := search.get(pid)):  # bounded: no overflow
         return [product]
     shown = [p for p in (search.get(i) for i in shown_ids(tracker)) if p is not None]
     text = user_text(tracker)

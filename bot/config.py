@@ -18,6 +18,41 @@ VAR_DIR = PROJECT_ROOT / "var"
 DEV_JWT_SECRET = "dev-only-shop-assistant-secret-change-me-in-production"  # identity.jwt_secret warns when used
 
 
+RASA_TOKEN_FILE = "rasa-api.token"  # the embedded stack's generated tokens (bot.devstack), in var/
+ACTIONS_TOKEN_FILE = "actions.token"
+
+
+def read_local_token(path: Path) -> str:
+    """A generated token kept in ``path`` (empty when there is none)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def local_token(path: Path) -> str:
+    """The token in ``path``, created (random, readable by its owner only) when missing."""
+    import os
+    import secrets
+    import tempfile
+
+    if token := read_local_token(path):
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+        os.link(draft, path)  # whole or not at all; a stack that got there first wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(draft)
+    if not (token := read_local_token(path)):
+        raise RuntimeError(f"{path} is empty: delete it and start again")
+    return token
+
+
 class HelpdeskWebhook(BaseModel):
     """One external helpdesk that receives every new ticket (``SHOP_HELPDESK_WEBHOOKS``, a JSON list)."""
 
@@ -146,12 +181,17 @@ class Settings(BaseSettings):
                     "fine-tuning would freeze its n-gram vocabulary.")
     gate_intent_alpha: float = Field(
         default=0.05, gt=0, le=1,
-        description="An intent's F1 drop refuses a model only when a sign test over its changed test messages "
-                    "gives p at most this (1: any drop over the limit refuses).")
+        description="An intent's F1 drop blocks a model only when a sign test over its changed test messages "
+                    "gives p at most this (1: any drop over the limit blocks).")
     rasa_replicas: str = Field(
         default="", description="Comma-separated base URLs of every Rasa server a model activation must reach "
                                 "(empty: SHOP_RASA_URL).")
-    rasa_token: str = Field(default="", description="Token for Rasa's HTTP API (`rasa run --auth-token`).")
+    rasa_token: str = Field(
+        default="", description="Token for Rasa's HTTP API (`rasa run --auth-token`) and its REST webhook; empty: "
+        "`make run` generates one (`var/rasa-api.token`).")
+    actions_token: str = Field(
+        default="", description="Shared secret Rasa sends to the action server (header X-Shop-Actions-Token); "
+        "empty: `make run` generates one (`var/actions.token`).")
     retention_days: int = Field(
         default=365, ge=0,
         description="`privacy retention` deletes conversations, unlabelled NLU inbox messages and resolved tickets "
@@ -160,7 +200,8 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = Field(
         default="development",
         description="`production`: the gateway and action server refuse to start with the development JWT "
-                    "secret, an empty SHOP_RASA_TOKEN, demo mode or a SQLite DATABASE_URL.")
+                    "secret, an empty SHOP_RASA_TOKEN, SHOP_ACTIONS_TOKEN or SHOP_ALLOWED_ORIGINS, demo mode or a "
+                    "SQLite DATABASE_URL.")
     rate_limit_per_conversation: str = Field(
         default="20/min burst 10", description="Chat messages per conversation, e.g. `20/min burst 10`; `off`.")
     rate_limit_per_address: str = Field(
@@ -173,8 +214,9 @@ class Settings(BaseSettings):
                                 "(comma list of addresses or networks, e.g. `10.0.0.0/8`); empty: none, the "
                                 "client address is the TCP peer's. Run uvicorn with --no-proxy-headers.")
     allowed_origins: str = Field(
-        default="", description="Pages that may open the shopper websocket (comma list of origins, `*`: any); "
-                                "empty: this host and SHOP_PUBLIC_URL only.")
+        default="", description="Pages that may open the shopper websocket besides this host and SHOP_PUBLIC_URL "
+                                "(comma list of origins, `*`: any); empty: any page in development (the demo's "
+                                "one script tag), required in production.")
     max_chat_body_bytes: int = Field(
         default=16_384, ge=1024, description="Largest request body of the chat API (`/api/...`); larger: 413.")
     max_body_bytes: int = Field(
@@ -215,6 +257,20 @@ class Settings(BaseSettings):
 
         Rule.parse(value)  # a clear error at start-up for "20 per minute" and the like
         return value
+
+    @property
+    def local_tokens_dir(self) -> Path:
+        """Where `make run` keeps the tokens it generated for Rasa and the action server: beside the tracker
+        store (``var/``), as the stack does (bot.devstack)."""
+        path = Path(self.tracker_db).parent
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def rasa_api_token(self) -> str:
+        """The token for Rasa's HTTP API: SHOP_RASA_TOKEN, else (development) the one `make run` generated."""
+        if self.rasa_token or self.env == "production":
+            return self.rasa_token
+        return read_local_token(self.local_tokens_dir / RASA_TOKEN_FILE)
 
     @property
     def search_index_dir(self) -> Path:

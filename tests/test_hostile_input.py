@@ -249,3 +249,159 @@ def test_hostile_messages_through_rasa_and_the_action_server(stack, tmp_root) ->
     after = httpx.post(f"{stack.gateway_url}/api/chat", json={"conversation_id": f"hostile-after-{SEED}",
                        "text": "do you ship to canada"}, timeout=60, trust_env=False)
     assert after.status_code == 200 and after.json()["replies"] and not after.json()["degraded"]
+
+
+# --------------------------------------------------------------------------- ids beyond the database's range
+
+HUGE_IDS = [2**31, 2**63, 10**20]  # past PostgreSQL's INTEGER, past SQLite's, and the probe's 99999999999999999999
+
+
+def lead_client(gateway: str) -> httpx.Client:
+    """A logged-in lead (every agent and lead route is open to one), with the session's CSRF header."""
+    from bot.auth import sessions, users
+    from bot.auth.web import CSRF_HEADER, SESSION_COOKIE
+    from bot.db import session_scope
+
+    with session_scope() as session:
+        user = users.create_user(session, f"hostile-lead-{random.randrange(10**9)}", "hostile-lead-password", "lead")
+        token, auth = sessions.start_session(session, user)
+    return httpx.Client(base_url=gateway, cookies={SESSION_COOKIE: token}, headers={CSRF_HEADER: auth.csrf_token},
+                        timeout=30)
+
+
+def test_ids_past_the_database_range_get_404_or_422_never_a_500(gateway: str, server_errors: Errors) -> None:
+    """Each of these was a 500 with a traceback (OverflowError from the SQLite driver; a DataError on
+    PostgreSQL from 2**31 on): anonymous pages and the rating API, and every agent and lead route with an id."""
+    answers: dict[str, int] = {}
+    with httpx.Client(base_url=gateway, timeout=30) as anonymous, lead_client(gateway) as lead:
+        for n in HUGE_IDS:
+            answers[f"GET /media/products/{n}.svg"] = anonymous.get(f"/media/products/{n}.svg").status_code
+            answers[f"GET /products/{n}"] = anonymous.get(f"/products/{n}").status_code
+            answers[f"POST /api/tickets/{n}/rating"] = anonymous.post(
+                f"/api/tickets/{n}/rating", json={"conversation_id": "hostile-rating-1", "rating": 3}).status_code
+            for path in (f"/agent/api/tickets/{n}", f"/admin/api/models/{n}", f"/admin/models/{n}/confusion.png",
+                         f"/admin/api/inbox/messages/{n}"):
+                answers[f"GET {path}"] = lead.get(path).status_code
+            for path, body in ((f"/agent/api/tickets/{n}/claim", {}), (f"/agent/api/tickets/{n}/resolve", {}),
+                               (f"/agent/api/tickets/{n}/notes", {"text": "x"}),
+                               (f"/agent/api/tickets/{n}/replies", {"text": "x"}),
+                               (f"/agent/api/tickets/{n}/transfer", {"to_agent_id": None}),
+                               ("/agent/api/tickets/1/transfer", {"to_agent_id": n}),
+                               (f"/admin/api/models/{n}/activate", {"reason": "x"}),
+                               ("/admin/api/inbox/label", {"message_ids": [n], "action": "ignore"}),
+                               ("/api/demo/token", {"customer_id": n})):
+                answers[f"POST {path} {body}"] = lead.post(path, json=body).status_code
+        assert anonymous.get("/products/1").status_code == 200  # an id in range still works
+    wrong = {call: status for call, status in answers.items() if status not in (400, 404, 422)}
+    assert not wrong, wrong
+    unexpected = [r for r in server_errors.records if "Exception" in r.getMessage() or r.exc_info]
+    assert not unexpected, [r.getMessage() for r in unexpected[:5]]
+
+
+def test_a_rating_frame_with_a_huge_ticket_id_is_refused_and_the_socket_stays_open(gateway: str) -> None:
+    async def run() -> list[dict[str, object]]:
+        url = gateway.replace("http://", "ws://") + "/ws/chat?conversation_id=hostile-huge-rating"
+        async with websockets.connect(url) as ws:
+            answers = []
+            for n in HUGE_IDS:
+                await ws.send(json.dumps({"type": "rating", "ticket_id": n, "rating": 3}))
+                answers.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            await ws.send(json.dumps({"type": "hello"}))  # the socket was dropped here before
+            answers.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            return answers
+
+    *refused, hello = asyncio.run(run())
+    assert all(a["type"] == "error" and "ticket_id" in str(a["text"]) for a in refused), refused
+    assert hello["type"] == "identity"
+
+
+def test_an_add_to_cart_button_with_a_huge_product_id_is_answered(catalog: int) -> None:
+    """``/add_to_cart{"product_id":"99999999999999999999"}`` crashed the action (a 500 in the action server)."""
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.cart import ActionAddToCart, ActionRemoveFromCart
+
+    for raw in ("99999999999999999999", str(2**31), "²", "0"):
+        latest = {"text": f'/add_to_cart{{"product_id":"{raw}"}}', "intent": {"name": "add_to_cart", "confidence": 1.0},
+                  "entities": [{"entity": "product_id", "value": raw}], "metadata": {}}
+        for action in (ActionAddToCart(), ActionRemoveFromCart()):
+            dispatcher = CollectingDispatcher()
+            action.run(dispatcher, Tracker(f"hostile-cart-{raw}", {}, latest, [], False, None, {}, "action_listen"), {})
+            assert dispatcher.messages and dispatcher.messages[0].get("text"), (raw, action.name())
+
+
+# --------------------------------------------------------------------------- NaN, Infinity and deep metadata
+
+
+def deep(levels: int) -> dict[str, object]:
+    """An object nested ``levels`` deep (itself included): {"a": {"a": ... {}}}."""
+    value: dict[str, object] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def held_messages(conversation_id: str) -> bool:
+    from bot.db import session_scope
+    from bot.relay import held
+
+    with session_scope() as session:
+        return held.has_held(session, conversation_id)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_in_a_json_body_get_a_clear_422(gateway: str, constant: str) -> None:
+    conversation = f"hostile-nan-{constant.strip('-').lower()}-{random.randrange(10**6)}"
+    bodies = {"/api/chat": f'{{"conversation_id": "{conversation}", "text": "hi", "metadata": {{"x": {constant}}}}}',
+              "/api/tickets/1/rating": f'{{"conversation_id": "{conversation}", "rating": {constant}}}'}
+    for path, body in bodies.items():
+        response = httpx.post(gateway + path, content=body, headers={"content-type": "application/json"}, timeout=10)
+        assert response.status_code == 422, (path, response.status_code, response.text[:300])
+        assert "NaN, Infinity and -Infinity are not valid JSON" in response.json()["detail"][0]["msg"]
+    assert not held_messages(conversation)  # refused, not kept for later
+    as_text = {"conversation_id": conversation, "text": f"{constant} is just a word here"}
+    assert httpx.post(gateway + "/api/chat", json=as_text, timeout=10).status_code == 200
+
+
+def test_metadata_is_bounded_in_depth_and_size(gateway: str) -> None:
+    """About 900 levels made Rasa fail with a RecursionError while the gateway answered 200: the message was
+    lost. The gateway now refuses what Rasa cannot take, and says why."""
+    def chat(metadata: object) -> httpx.Response:
+        conversation = f"hostile-meta-{random.randrange(10**9)}"
+        response = httpx.post(gateway + "/api/chat", timeout=10,
+                              json={"conversation_id": conversation, "text": "hi", "metadata": metadata})
+        if response.status_code == 422:
+            assert not held_messages(conversation)
+        return response
+
+    for levels in (900, 9):
+        response = chat(deep(levels))
+        assert response.status_code == 422, (levels, response.status_code)
+        assert "nested too deeply (at most 8 levels" in response.json()["detail"][0]["msg"]
+    assert chat({"list": [[[[[[[["x"]]]]]]]]}).status_code == 422  # arrays count as levels too
+    too_large = chat({"note": "x" * 5000})
+    assert too_large.status_code == 422 and "too large" in too_large.json()["detail"][0]["msg"]
+    assert chat(deep(8)).status_code == 200
+    assert chat({"channel": "api", "page": {"url": "/p/1", "tags": ["a", "b"]}}).status_code == 200
+
+
+def test_websocket_frames_with_nan_or_deep_nesting_are_refused_with_a_reason(gateway: str) -> None:
+    async def run() -> list[dict[str, object]]:
+        url = gateway.replace("http://", "ws://") + "/ws/chat?conversation_id=hostile-ws-deep"
+        async with websockets.connect(url) as ws:
+            answers = []
+            for frame in ('{"type": "message", "text": "hi", "metadata": ' + json.dumps(deep(20)) + "}",
+                          '{"type": "message", "text": "hi", "metadata": ' + json.dumps(deep(900)) + "}",
+                          '{"type": "rating", "ticket_id": 1, "rating": NaN}',
+                          '{"type": "message", "text": "hi", "x": Infinity}'):
+                await ws.send(frame)
+                answers.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            return answers
+
+    deep20, deep900, nan, infinity = asyncio.run(run())
+    for answer in (deep20, deep900):
+        assert answer["type"] == "error" and "nested too deeply" in str(answer["text"]), answer
+    for answer in (nan, infinity):
+        assert answer["type"] == "error" and "NaN, Infinity and -Infinity" in str(answer["text"]), answer
+    assert not held_messages("hostile-ws-deep")

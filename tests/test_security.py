@@ -17,7 +17,6 @@ import httpx
 import pytest
 import websockets
 from fastapi.testclient import TestClient
-from websockets.exceptions import InvalidStatus
 
 from bot import production
 from bot.config import DEV_JWT_SECRET, Settings
@@ -254,19 +253,25 @@ def test_websocket_frames_over_the_limit_and_binary_frames_get_an_error(gateway:
 # --------------------------------------------------------------------------- websocket origins
 
 
+async def opens_chat(base: str, origin: str | None, conversation_id: str = "origin-ws-0001") -> bool:
+    """Whether a page from ``origin`` gets the chat; a refusal is close code 4403, which the widget shows
+    (a refused handshake, HTTP 403, would reach the page as a bare 1006, like a network failure)."""
+    headers = {"Origin": origin} if origin else {}
+    async with websockets.connect(ws_url(base, conversation_id), additional_headers=headers) as ws:
+        try:
+            await ws.send(json.dumps({"type": "hello"}))
+            await frames_until(ws, "identity")
+            return True
+        except websockets.ConnectionClosed as exc:
+            assert exc.rcvd is not None and (exc.rcvd.code, exc.rcvd.reason) == (4403, "origin not allowed")
+            return False
+
+
 def test_shopper_websocket_origins(gateway: str) -> None:
     port = gateway.rsplit(":", 1)[1]
 
     async def opens(origin: str | None) -> bool:
-        headers = {"Origin": origin} if origin else {}
-        try:
-            async with websockets.connect(ws_url(gateway, "origin-ws-0001"), additional_headers=headers) as ws:
-                await ws.send(json.dumps({"type": "hello"}))
-                await frames_until(ws, "identity")
-                return True
-        except InvalidStatus as exc:
-            assert exc.response.status_code == 403
-            return False
+        return await opens_chat(gateway, origin)
 
     async def run() -> dict[str | None, bool]:
         return {o: await opens(o) for o in (None, f"http://127.0.0.1:{port}", "https://shop.example",
@@ -278,18 +283,29 @@ def test_shopper_websocket_origins(gateway: str) -> None:
 
 
 def test_the_public_url_and_a_wildcard_are_allowed(catalog: int) -> None:
-    async def opens(url: str, origin: str) -> bool:
-        try:
-            async with websockets.connect(ws_url(url, "origin-ws-0002"), additional_headers={"Origin": origin}):
-                return True
-        except InvalidStatus:
-            return False
+    def opens(url: str, origin: str) -> bool:
+        return asyncio.run(opens_chat(url, origin, "origin-ws-0002"))
 
-    with running_gateway(settings(public_url="https://assistant.example/shop")) as url:
-        assert asyncio.run(opens(url, "https://assistant.example"))
-        assert not asyncio.run(opens(url, "https://other.example"))
+    with running_gateway(settings(public_url="https://assistant.example/shop",
+                                  allowed_origins="https://shop.example")) as url:
+        assert opens(url, "https://assistant.example") and opens(url, "https://shop.example")
+        assert not opens(url, "https://other.example")
     with running_gateway(settings(allowed_origins="*")) as url:
-        assert asyncio.run(opens(url, "https://other.example"))
+        assert opens(url, "https://other.example")
+
+
+def test_in_development_any_page_may_embed_the_chat_and_production_must_name_them(catalog: int) -> None:
+    """The demo's one script tag works on any page; in production only the listed origins (and production
+    refuses to start without the list: test_production_lists_every_problem)."""
+    from bot.web.security import allowed_origins
+
+    with running_gateway(settings()) as url:  # SHOP_ALLOWED_ORIGINS unset, development
+        assert asyncio.run(opens_chat(url, "http://localhost:9999", "origin-ws-0003"))
+        assert asyncio.run(opens_chat(url, "https://any-shop.example", "origin-ws-0003"))
+    assert allowed_origins(Settings(env="development")) == ["*"]
+    assert allowed_origins(Settings(env="production")) == []  # this host and SHOP_PUBLIC_URL only
+    assert allowed_origins(Settings(env="production", allowed_origins="https://a.example, https://b.example")) == [
+        "https://a.example", "https://b.example"]
 
 
 def test_agent_websocket_refuses_another_origin(gateway: str) -> None:
@@ -322,15 +338,17 @@ def test_agent_websocket_refuses_another_origin(gateway: str) -> None:
 
 def good_production(**overrides: object) -> Settings:
     values: dict[str, object] = {"env": "production", "jwt_secret": "k" * 48, "rasa_token": "rasa-token-123",
+                                 "actions_token": "actions-token-123", "allowed_origins": "https://shop.example",
                                  "demo_mode": False, "database_url": "postgresql+psycopg://shop@db/shop"}
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 def test_production_lists_every_problem() -> None:
     found = production.problems(Settings(env="production", jwt_secret=DEV_JWT_SECRET, rasa_token="",
-                                         demo_mode=True, database_url="sqlite:///x.db"))
-    assert len(found) == 4
-    assert [f.split()[0] for f in found] == ["SHOP_JWT_SECRET", "SHOP_RASA_TOKEN", "SHOP_DEMO_MODE", "DATABASE_URL"]
+                                         actions_token="", allowed_origins=" ", demo_mode=True,
+                                         database_url="sqlite:///x.db"))
+    assert [f.split()[0] for f in found] == ["SHOP_JWT_SECRET", "SHOP_RASA_TOKEN", "SHOP_ACTIONS_TOKEN",
+                                             "SHOP_ALLOWED_ORIGINS", "SHOP_DEMO_MODE", "DATABASE_URL"]
     assert production.problems(good_production()) == []
     assert production.problems(good_production(jwt_secret="short")) == [
         "SHOP_JWT_SECRET is shorter than 32 characters"]
@@ -339,24 +357,26 @@ def test_production_lists_every_problem() -> None:
 
 
 def test_the_gateway_refuses_to_start_in_production_with_development_settings() -> None:
-    app = create_app(Settings(env="production", demo_mode=True, database_url=os.environ["DATABASE_URL"]))
+    app = create_app(Settings(env="production", demo_mode=True, database_url=os.environ["DATABASE_URL"],
+                              rasa_token="", actions_token="", allowed_origins=""))
     with pytest.raises(production.ProductionConfigError) as refused, TestClient(app):
         pass
     message = str(refused.value)
     assert "the gateway refuses to start" in message
-    for name in ("SHOP_JWT_SECRET", "SHOP_RASA_TOKEN", "SHOP_DEMO_MODE", "DATABASE_URL"):
+    for name in ("SHOP_JWT_SECRET", "SHOP_RASA_TOKEN", "SHOP_ACTIONS_TOKEN", "SHOP_ALLOWED_ORIGINS", "SHOP_DEMO_MODE",
+                 "DATABASE_URL"):
         assert name in message
 
 
 def test_the_action_server_refuses_to_start_in_production_with_development_settings() -> None:
     env = {**os.environ, "SHOP_ENV": "production", "SHOP_DEMO_MODE": "true"}
-    env.pop("SHOP_JWT_SECRET", None)
-    env.pop("SHOP_RASA_TOKEN", None)
-    done = subprocess.run([sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", "1"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    for name in ("SHOP_JWT_SECRET", "SHOP_RASA_TOKEN", "SHOP_ACTIONS_TOKEN", "SHOP_ALLOWED_ORIGINS"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "actions.server", "--actions", "actions", "-p", "1"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "the action server refuses to start in production mode" in done.stderr
-    assert "SHOP_JWT_SECRET" in done.stderr and "DATABASE_URL" in done.stderr
+    assert "SHOP_JWT_SECRET" in done.stderr and "DATABASE_URL" in done.stderr and "SHOP_ACTIONS_TOKEN" in done.stderr
 
 
 # --------------------------------------------------------------------------- Rasa's token
@@ -364,9 +384,11 @@ def test_the_action_server_refuses_to_start_in_production_with_development_setti
 
 class Recorder(BaseHTTPRequestHandler):
     seen: ClassVar[list[str]] = []
+    authorization: ClassVar[list[str | None]] = []
 
     def _answer(self, body: bytes) -> None:
         Recorder.seen.append(self.path)
+        Recorder.authorization.append(self.headers.get("authorization"))
         length = int(self.headers.get("content-length") or 0)
         self.rfile.read(length)
         self.send_response(200)
@@ -385,7 +407,7 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_rasa_client_sends_the_token_on_the_http_api_only() -> None:
+def test_the_rasa_client_sends_the_token_to_the_api_and_the_webhook() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -398,13 +420,14 @@ def test_the_rasa_client_sends_the_token_on_the_http_api_only() -> None:
         await client.aclose()
 
     try:
-        Recorder.seen = []
+        Recorder.seen, Recorder.authorization = [], []
         asyncio.run(run("s3cret"))
         webhook, tracker, events = Recorder.seen
-        assert "token=" not in webhook
+        assert "token=" not in webhook  # as a header on the webhook (rasa_addons/rest_channel.py), not in its URL
+        assert Recorder.authorization[0] == "Bearer s3cret"
         assert "token=s3cret" in tracker and "token=s3cret" in events
-        Recorder.seen = []
+        Recorder.seen, Recorder.authorization = [], []
         asyncio.run(run(""))
-        assert not any("token=" in path for path in Recorder.seen)
+        assert not any("token=" in path for path in Recorder.seen) and Recorder.authorization == [None] * 3
     finally:
         server.shutdown()

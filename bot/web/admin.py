@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -22,16 +21,17 @@ from bot.auth.web import current_session, require_role
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.db import session_scope
-from bot.training import activation, jobs, registry
+from bot.training import activation, gate, jobs, registry
 from bot.training.models import ModelVersion
 from bot.training.workspace import Workspace
 from bot.web.agent import _secure_headers
+from bot.web.params import AUTH_RESPONSES, CONFLICT, NOT_FOUND, IdPath
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"admin.js": "application/javascript", "admin.css": "text/css",
           "analytics.js": "application/javascript", "analytics.css": "text/css"}
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["lead"], responses=AUTH_RESPONSES)  # the pages are left out of the schema
 Lead = Annotated[AuthSession, Depends(require_role("lead"))]
 
 
@@ -49,12 +49,12 @@ async def console_page(request: Request, page: str, path: str) -> Response:
     return _secure_headers(FileResponse(STATIC / page, media_type="text/html"), request)
 
 
-@router.get("/admin")
+@router.get("/admin", include_in_schema=False)
 async def admin_page(request: Request) -> Response:
     return await console_page(request, "admin.html", "/admin")
 
 
-@router.get("/admin/static/{name}")
+@router.get("/admin/static/{name}", include_in_schema=False)
 async def admin_asset(name: str) -> FileResponse:
     media = ASSETS.get(name)
     if media is None or not (STATIC / name).exists():
@@ -83,13 +83,13 @@ def _models(settings: Settings) -> dict[str, Any]:
         now = utcnow()
         registry.reap_stale(session, now)
         registry.ensure_baseline(session, Workspace.from_settings(settings), now)
+        registry.backfill_metrics(session)
         rows = list(session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())))
         active = next((r.version for r in rows if r.active), None)
         running = next((r.version for r in rows if r.running), None)
+        limits = gate.GateLimits.from_settings(settings)
         return {"versions": [registry.summary(r) for r in rows], "active": active, "running": running,
-                "gate": {"max_macro_f1_drop": settings.gate_max_macro_f1_drop,
-                         "max_intent_f1_drop": settings.gate_max_intent_f1_drop,
-                         "intent_alpha": settings.gate_intent_alpha}}
+                "gate": {**limits.as_dict(), "rules": gate.rules(limits)}}
 
 
 @router.get("/admin/api/models")
@@ -100,8 +100,8 @@ async def models(request: Request, auth: Lead) -> dict[str, Any]:
     return answer
 
 
-@router.get("/admin/api/models/{version}")
-async def model_detail(request: Request, auth: Lead, version: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+@router.get("/admin/api/models/{version}", responses=NOT_FOUND)
+async def model_detail(request: Request, auth: Lead, version: IdPath) -> dict[str, Any]:
     def read() -> dict[str, Any] | None:
         with session_scope(_settings(request).database_url) as session:
             row = registry.get_version(session, version)
@@ -113,8 +113,9 @@ async def model_detail(request: Request, auth: Lead, version: Annotated[int, Pat
     return found
 
 
-@router.get("/admin/models/{version}/confusion.png")
-async def confusion_image(request: Request, auth: Lead, version: Annotated[int, PathParam(ge=1)]) -> FileResponse:
+@router.get("/admin/models/{version}/confusion.png", response_class=FileResponse, responses={
+    200: {"content": {"image/png": {}}, "description": "The confusion matrix on the test set."}, **NOT_FOUND})
+async def confusion_image(request: Request, auth: Lead, version: IdPath) -> FileResponse:
     def read() -> str | None:
         with session_scope(_settings(request).database_url) as session:
             row = registry.get_version(session, version)
@@ -126,7 +127,8 @@ async def confusion_image(request: Request, auth: Lead, version: Annotated[int, 
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
-@router.post("/admin/api/models/train", status_code=202)
+@router.post("/admin/api/models/train", status_code=202, responses={
+    **CONFLICT, 500: {"description": "The training process could not be started (`detail.message` says why)."}})
 async def train(request: Request, auth: Lead, body: TrainRequest) -> dict[str, Any]:
     settings = _settings(request)
     workspace = Workspace.from_settings(settings)
@@ -159,8 +161,11 @@ async def train(request: Request, auth: Lead, body: TrainRequest) -> dict[str, A
     return {"version": version}
 
 
-@router.post("/admin/api/models/{version}/activate")
-async def activate(request: Request, auth: Lead, version: Annotated[int, PathParam(ge=1)],
+@router.post("/admin/api/models/{version}/activate", responses={
+    400: {"description": "A rollback or an override needs a reason."}, **NOT_FOUND, **CONFLICT,
+    410: {"description": "The version's archive is gone."},
+    502: {"description": "Rasa did not answer or could not load the model; nothing was changed."}})
+async def activate(request: Request, auth: Lead, version: IdPath,
                    body: ActivateRequest) -> dict[str, Any]:
     settings = _settings(request)
     try:

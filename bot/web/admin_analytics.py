@@ -22,6 +22,7 @@ from bot.auth.web import current_session, require_role
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.web.agent import _secure_headers
+from bot.web.params import AUTH_RESPONSES
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOGIN_URL = "/agent/login?next=/admin/analytics"
@@ -34,7 +35,7 @@ FORBIDDEN_PAGE = """<!doctype html>
 <p><a href="/agent">Back to the agent inbox</a></p></main></body></html>
 """
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["lead"], responses=AUTH_RESPONSES)  # the pages are left out of the schema
 Lead = Annotated[AuthSession, Depends(require_role(LEAD))]
 Day = Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD (UTC)")]
 
@@ -51,7 +52,7 @@ async def _report(request: Request, period: Period) -> dict[str, Any]:
     return await asyncio.to_thread(source.report, settings.tracker_url, settings.database_url, period)
 
 
-@router.get("/admin/analytics")
+@router.get("/admin/analytics", include_in_schema=False)
 async def analytics_page(request: Request) -> Response:
     auth = await current_session(request)
     if auth is None:
@@ -61,12 +62,12 @@ async def analytics_page(request: Request) -> Response:
     return _secure_headers(FileResponse(STATIC / "analytics.html", media_type="text/html"), request)
 
 
-@router.get("/admin/static/analytics.js")
+@router.get("/admin/static/analytics.js", include_in_schema=False)
 async def analytics_script() -> FileResponse:
     return _asset("analytics.js")
 
 
-@router.get("/admin/static/analytics.css")
+@router.get("/admin/static/analytics.css", include_in_schema=False)
 async def analytics_style() -> FileResponse:
     return _asset("analytics.css")
 
@@ -75,7 +76,7 @@ def _asset(name: str) -> FileResponse:
     return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/admin/api/analytics")
+@router.get("/admin/api/analytics", responses={400: {"description": "A bad period (`since`, `until`)."}})
 async def analytics(request: Request, auth: Lead, since: Day = None, until: Day = None) -> dict[str, Any]:
     """Every figure of the period (see the README, "Analytics", for the definitions)."""
     report = await _report(request, _period(since, until))
@@ -83,7 +84,9 @@ async def analytics(request: Request, auth: Lead, since: Day = None, until: Day 
     return report
 
 
-@router.get("/admin/analytics/{figure}.csv")
+@router.get("/admin/analytics/{figure}.csv", response_class=Response, responses={
+    200: {"content": {"text/csv": {}}, "description": "The figure as a CSV download."},
+    400: {"description": "A bad period (`since`, `until`)."}, 404: {"description": "No such figure."}})
 async def analytics_csv(request: Request, figure: str, auth: Lead, since: Day = None, until: Day = None) -> Response:
     if figure not in FIGURES:
         raise HTTPException(404, {"error": "unknown_figure",

@@ -13,31 +13,34 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
-from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.auth.sessions import AuthSession
 from bot.auth.web import require_role
 from bot.config import Settings
 from bot.db import session_scope
+from bot.ids import MAX_ID
 from bot.training import inbox
 from bot.training.models import TRAIN
+from bot.web.params import AUTH_RESPONSES, IdPath
 
 log = logging.getLogger("bot.web.admin_inbox")
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["lead"], responses=AUTH_RESPONSES)
 Lead = Annotated[AuthSession, Depends(require_role("lead"))]
+MAX_TEXT_OFFSET = 100_000  # an entity's start and end: characters into the message
+BAD_REQUEST = {400: {"description": "A bad filter or label request (`detail.message` says which)."}}
 QUERY_KEYS = ("q", "intent", "reason", "status", "min_conf", "max_conf", "since", "until", "page", "page_size")
 
 
 class EntityLabel(BaseModel):
-    start: int
-    end: int
+    start: int = Field(ge=0, le=MAX_TEXT_OFFSET)
+    end: int = Field(ge=0, le=MAX_TEXT_OFFSET)
     entity: str = Field(min_length=1, max_length=100)
     value: str | None = Field(default=None, max_length=500)
 
 
 class LabelRequest(BaseModel):
-    message_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    message_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(default_factory=list, max_length=10_000)
     group_keys: list[str] = Field(default_factory=list, max_length=2_000)
     action: Literal["intent", "out_of_scope", "ignore", "reopen"]
     intent: str | None = Field(default=None, max_length=100)
@@ -54,7 +57,7 @@ def _refuse(exc: inbox.InboxError) -> HTTPException:
     return HTTPException(exc.status, exc.detail())
 
 
-@router.get("/admin/api/inbox")
+@router.get("/admin/api/inbox", responses=BAD_REQUEST)
 async def list_inbox(request: Request, auth: Lead) -> dict[str, Any]:
     settings = _settings(request)
     try:
@@ -82,9 +85,9 @@ async def list_inbox(request: Request, auth: Lead) -> dict[str, Any]:
     return await asyncio.to_thread(read)
 
 
-@router.get("/admin/api/inbox/messages/{message_id}")
+@router.get("/admin/api/inbox/messages/{message_id}", responses={404: {"description": "No such message."}})
 async def inbox_message(request: Request, auth: Lead,
-                        message_id: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+                        message_id: IdPath) -> dict[str, Any]:
     settings = _settings(request)
 
     def read() -> dict[str, Any]:
@@ -97,7 +100,7 @@ async def inbox_message(request: Request, auth: Lead,
         raise _refuse(exc) from exc
 
 
-@router.post("/admin/api/inbox/label")
+@router.post("/admin/api/inbox/label", responses=BAD_REQUEST)
 async def label(request: Request, auth: Lead, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     settings = _settings(request)
     try:

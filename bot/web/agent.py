@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import HTTPConnection
@@ -46,8 +45,10 @@ from bot.db import in_session
 from bot.handoff import tickets
 from bot.handoff.context import iso
 from bot.handoff.models import AGENT, CLAIMED, NOTE, RESOLVED, SHOPPER, Ticket, TicketMessage
+from bot.ids import MAX_ID
 from bot.sentiment import score
 from bot.web.hub import Hub, Subscription, conversation_topic, queue_topic, ticket_topic
+from bot.web.params import AUTH_RESPONSES, CONFLICT, NOT_FOUND, IdPath
 from bot.web.rasa_client import RasaClient, RasaUnavailable
 
 log = logging.getLogger("bot.web.agent")
@@ -211,7 +212,7 @@ def inbox_of(connection: HTTPConnection) -> Inbox:
 
 # --------------------------------------------------------------------------- pages and login
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["agent"], responses=AUTH_RESPONSES)  # the pages are left out of the schema
 Agent = Annotated[AuthSession, Depends(require_role("agent"))]
 
 
@@ -281,7 +282,7 @@ def _login_page(connection: HTTPConnection, *, error: str = "", username: str = 
     return _secure_headers(response, connection)
 
 
-@router.get("/agent/login")
+@router.get("/agent/login", include_in_schema=False)
 async def login_form(request: Request) -> Response:
     target = safe_next(request.query_params.get("next"))
     if await current_session(request) is not None:
@@ -289,7 +290,7 @@ async def login_form(request: Request) -> Response:
     return _login_page(request, next_url=target)
 
 
-@router.post("/agent/login")
+@router.post("/agent/login", include_in_schema=False)
 async def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
                 password: Annotated[str, Form(max_length=1024)] = "",
                 csrf: Annotated[str, Form(max_length=200)] = "",
@@ -342,7 +343,7 @@ async def logout(request: Request, auth: Agent) -> Response:
     return response
 
 
-@router.get("/agent")
+@router.get("/agent", include_in_schema=False)
 async def inbox_page(request: Request) -> Response:
     auth = await current_session(request)
     if auth is None:
@@ -350,7 +351,7 @@ async def inbox_page(request: Request) -> Response:
     return _secure_headers(FileResponse(STATIC / "agent.html", media_type="text/html"), request)
 
 
-@router.get("/agent/static/{name}")
+@router.get("/agent/static/{name}", include_in_schema=False)
 async def inbox_asset(name: str) -> FileResponse:
     media = {"agent.js": "application/javascript", "agent.css": "text/css"}.get(name)
     if media is None:
@@ -383,7 +384,8 @@ class TextBody(BaseModel):
 
 
 class TransferBody(BaseModel):
-    to_agent_id: int | None = Field(default=None, ge=1, description="Another agent; null: back to the queue.")
+    to_agent_id: int | None = Field(default=None, ge=1, le=MAX_ID,
+                                    description="Another agent; null: back to the queue.")
     note: str | None = Field(default=None, max_length=500)
 
 
@@ -404,16 +406,16 @@ async def agents(request: Request, auth: Agent) -> dict[str, Any]:
     return {"agents": [u.as_dict() for u in accounts if u.active]}
 
 
-@router.get("/agent/api/tickets/{ticket_id}")
-async def ticket(request: Request, auth: Agent, ticket_id: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+@router.get("/agent/api/tickets/{ticket_id}", responses=NOT_FOUND)
+async def ticket(request: Request, auth: Agent, ticket_id: IdPath) -> dict[str, Any]:
     try:
         return {"ticket": await inbox_of(request).full(ticket_id)}
     except tickets.TicketError as exc:
         raise _ticket_error(exc) from exc
 
 
-@router.post("/agent/api/tickets/{ticket_id}/claim")
-async def claim(request: Request, auth: Agent, ticket_id: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+@router.post("/agent/api/tickets/{ticket_id}/claim", responses={**NOT_FOUND, **CONFLICT})
+async def claim(request: Request, auth: Agent, ticket_id: IdPath) -> dict[str, Any]:
     """Take a queued ticket (exactly one of two agents claiming at once wins), pause the bot, tell the shopper."""
     inbox = inbox_of(request)
     now = tickets.utcnow()
@@ -451,8 +453,8 @@ async def _pause(inbox: Inbox, conversation_id: str) -> bool:
         return False
 
 
-@router.post("/agent/api/tickets/{ticket_id}/transfer")
-async def transfer(request: Request, auth: Agent, ticket_id: Annotated[int, PathParam(ge=1)],
+@router.post("/agent/api/tickets/{ticket_id}/transfer", responses={**NOT_FOUND, **CONFLICT})
+async def transfer(request: Request, auth: Agent, ticket_id: IdPath,
                    body: TransferBody) -> dict[str, Any]:
     """Hand a ticket you hold to another agent, or back to the queue; a lead may move any open ticket."""
     inbox = inbox_of(request)
@@ -480,8 +482,8 @@ async def transfer(request: Request, auth: Agent, ticket_id: Annotated[int, Path
     return {"ticket": await inbox.full(ticket_id)}
 
 
-@router.post("/agent/api/tickets/{ticket_id}/notes")
-async def note(request: Request, auth: Agent, ticket_id: Annotated[int, PathParam(ge=1)],
+@router.post("/agent/api/tickets/{ticket_id}/notes", responses={**NOT_FOUND, **CONFLICT})
+async def note(request: Request, auth: Agent, ticket_id: IdPath,
                body: TextBody) -> dict[str, Any]:
     """An internal note: agents see it, the shopper never does."""
     inbox = inbox_of(request)
@@ -496,8 +498,8 @@ async def note(request: Request, auth: Agent, ticket_id: Annotated[int, PathPara
     return {"message": message}
 
 
-@router.post("/agent/api/tickets/{ticket_id}/replies")
-async def reply(request: Request, auth: Agent, ticket_id: Annotated[int, PathParam(ge=1)],
+@router.post("/agent/api/tickets/{ticket_id}/replies", responses={**NOT_FOUND, **CONFLICT})
+async def reply(request: Request, auth: Agent, ticket_id: IdPath,
                 body: TextBody) -> dict[str, Any]:
     """Say something to the shopper: stored, pushed to their widget, appended to Rasa's transcript."""
     inbox = inbox_of(request)
@@ -531,8 +533,9 @@ async def reply(request: Request, auth: Agent, ticket_id: Annotated[int, PathPar
     return {"message": message, "widgets": delivered, "in_transcript": in_transcript}
 
 
-@router.post("/agent/api/tickets/{ticket_id}/resolve")
-async def resolve(request: Request, auth: Agent, ticket_id: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+@router.post("/agent/api/tickets/{ticket_id}/resolve", responses={
+    **NOT_FOUND, **CONFLICT, 502: {"description": "Rasa could not take the conversation back; the ticket stays open."}})
+async def resolve(request: Request, auth: Agent, ticket_id: IdPath) -> dict[str, Any]:
     """Close the ticket and hand the conversation back to the bot (``resume``); ask the shopper for a rating."""
     inbox = inbox_of(request)
     lead = auth.user.has_role("lead")
@@ -581,7 +584,7 @@ async def resolve(request: Request, auth: Agent, ticket_id: Annotated[int, PathP
 
 class WatchFrame(BaseModel):
     type: str = Field(max_length=20)
-    ticket_id: int | None = Field(default=None, ge=1)
+    ticket_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 @router.websocket("/ws/agent")

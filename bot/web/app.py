@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
@@ -29,8 +30,10 @@ from bot.catalog.models import Product
 from bot.config import Settings, get_settings
 from bot.db import get_engine, in_session, migrate, ping, session_scope
 from bot.handoff import tickets
+from bot.handoff.context import payload_words
 from bot.handoff.delivery import OutboxWorker
 from bot.handoff.models import CLAIMED
+from bot.ids import MAX_ID
 from bot.policy import get_policy
 from bot.privacy.redact import install_log_redaction, mask_cards
 from bot.relay import held as held_queue
@@ -38,7 +41,7 @@ from bot.search.service import ProductView
 from bot.shop import cart, crm
 from bot.shop.demo_orders import demo_customers
 from bot.shop.identity import InvalidToken, issue_token, jwt_secret, verify_token
-from bot.web import pages, security
+from bot.web import docs, pages, security
 from bot.web.admin import router as admin_router
 from bot.web.admin_analytics import router as analytics_router
 from bot.web.admin_inbox import router as admin_inbox_router
@@ -46,7 +49,8 @@ from bot.web.agent import Inbox
 from bot.web.agent import router as agent_router
 from bot.web.hub import Hub, RedisHub, conversation_topic
 from bot.web.media import product_svg
-from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE, RasaClient, RasaUnavailable
+from bot.web.params import IdPath
+from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE, MESSAGE_ID, TAKING_LONGER, RasaClient, RasaUnavailable
 from bot.web.replay import Replayer
 
 log = logging.getLogger("bot.web")
@@ -54,6 +58,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 CONVERSATION_ID = r"^[A-Za-z0-9_.:-]{8,128}$"
 MAX_TEXT = 2000
 MAX_TOKEN = 4096
+# Rasa fails on deeply nested metadata (a RecursionError, and the message was lost): the gateway refuses it.
+MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the metadata object itself included
+MAX_METADATA_BYTES = 4096  # serialised as JSON (UTF-8)
+MAX_FRAME_DEPTH = MAX_METADATA_DEPTH + 1  # a websocket frame nests no deeper than a chat request's metadata
 # Metadata keys that say who the shopper is: only the gateway sets them, after verifying a token.
 # ``segment`` too: it comes from the CRM profile of the verified customer (a forged "vip" would jump the queue).
 IDENTITY_KEYS = frozenset({"customer_id", "customer", "customer_email", "customer_name", "client_key", "user_id",
@@ -64,6 +72,15 @@ SEGMENT_TTL_S = 60.0
 RATING_THANKS = "Thank you for rating this chat!"
 SHOP_ASSETS = {"shop.css": "text/css", "shop.js": "application/javascript", "pages.css": "text/css",
                "checkout.js": "application/javascript"}
+
+
+def unreadable_frame(exc: ValidationError) -> str:
+    """The widget's answer to a frame it cannot take, naming the first field that is wrong (not its value)."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "json_invalid" or not field:
+        return "That message could not be read."
+    return f"That message could not be read ({field}: {first['msg']})."
 
 
 def clean_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -85,7 +102,8 @@ class ChatRequest(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT,
                       description="What the shopper typed (trimmed; blank text is refused).")
     metadata: dict[str, Any] | None = Field(
-        default=None, description="Passed to Rasa; identity keys (customer_id, ...) are removed: use `token`.")
+        default=None, description="Passed to Rasa; identity keys (customer_id, ...) are removed: use `token`. "
+                                  f"At most {MAX_METADATA_DEPTH} levels deep and {MAX_METADATA_BYTES} bytes as JSON.")
     token: str | None = Field(default=None, max_length=MAX_TOKEN,
                               description="Signed customer token (or send it as `Authorization: Bearer`).")
 
@@ -95,6 +113,22 @@ class ChatRequest(BaseModel):
         if not text.strip():
             raise ValueError("the message is blank")
         return text.strip()
+
+    @field_validator("metadata")
+    @classmethod
+    def bounded(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        if metadata is None:
+            return None
+        if security.json_depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata is nested too deeply (at most {MAX_METADATA_DEPTH} levels of objects "
+                             "and arrays)")
+        try:
+            size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass"))
+        except ValueError:
+            raise ValueError("metadata holds NaN or Infinity, which are not JSON numbers") from None
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is too large ({size} bytes as JSON, at most {MAX_METADATA_BYTES})")
+        return metadata
 
 
 class ChatResponse(BaseModel):
@@ -108,12 +142,12 @@ class WidgetMessage(BaseModel):
     text: str = Field(default="", max_length=MAX_TEXT)
     payload: str | None = Field(default=None, max_length=MAX_TEXT)
     token: str | None = Field(default=None, max_length=MAX_TOKEN)
-    ticket_id: int | None = Field(default=None, ge=1)  # "rating": the ticket the agent resolved
+    ticket_id: int | None = Field(default=None, ge=1, le=MAX_ID)  # "rating": the ticket the agent resolved
     rating: int | None = Field(default=None, ge=1, le=5)  # "rating": 1 (poor) to 5 (great)
 
 
 class DemoSignIn(BaseModel):
-    customer_id: int = Field(ge=1)
+    customer_id: int = Field(ge=1, le=MAX_ID, description="One of `GET /api/demo/customers`.")
 
 
 class RatingRequest(BaseModel):
@@ -181,7 +215,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(app.state.hub, RedisHub):
             await app.state.hub.aclose()
 
-    app = FastAPI(title="shop-assistant gateway", version="0.1.0", lifespan=lifespan)
+    # /docs is served from this origin (bot.web.docs): FastAPI's own pages load a CDN the CSP refuses
+    app = FastAPI(title="shop-assistant gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  swagger_ui_oauth2_redirect_url=None, openapi_tags=docs.TAGS)
     app.state.settings = settings
     app.state.hub = RedisHub(settings.redis_url) if settings.redis_url else Hub()
     app.state.login_throttle = LoginThrottle()
@@ -190,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(analytics_router)
     app.include_router(admin_inbox_router)
+    app.include_router(docs.router(app.title, app.openapi_url or "/openapi.json"))
     segments = SegmentCache()
 
     def read_segment(customer_id: int) -> str | None:
@@ -233,9 +270,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Send a shopper's message to Rasa (always: while the bot is paused it only records it).
 
         ``held`` is the open ticket the message was stored on (``Inbox.shopper_said``), if any. A message
-        Rasa certainly did not get is kept and replayed in order once Rasa is back (``bot.web.replay``).
-        Returns ``(replies, degraded)``.
+        Rasa did not get, or may not have got (no answer in time), is kept and replayed in order once Rasa
+        is back (``bot.web.replay``); its id in the metadata (``MESSAGE_ID``) lets the replay see in Rasa's
+        tracker whether Rasa took it after all, so it is answered once. Returns ``(replies, degraded)``.
         """
+        metadata = {**metadata, MESSAGE_ID: uuid.uuid4().hex}  # the gateway's own: a client's is replaced
         with_agent = held is not None and held["status"] == CLAIMED
         if await in_session(settings.database_url, hold_if_queued, conversation_id, text, metadata, False):
             app.state.replayer.wake()  # earlier messages still wait for Rasa: this one goes behind them
@@ -244,12 +283,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             replies = await app.state.rasa.send(conversation_id, text, metadata)
         except RasaUnavailable as exc:
             log.warning("conversation %s: %s", conversation_id, exc)
-            if not exc.reached:
+            if exc.keep:
                 await in_session(settings.database_url, hold_if_queued, conversation_id, text, metadata, True)
                 app.state.replayer.wake()
             if with_agent:
                 return [], False  # a person has the conversation and got the message
-            return [{"text": HELD if not exc.reached else APOLOGY}], True
+            return [{"text": TAKING_LONGER if exc.unsure else HELD if not exc.reached else APOLOGY}], True
         await app.state.inbox.rasa_replied(conversation_id, replies)
         return replies, False
 
@@ -298,8 +337,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # the chat goes on; the guest cart stays where it was
             log.exception("conversation %s: merging the guest cart failed", conversation_id)
 
-    @app.post("/api/chat", response_model=ChatResponse,
-              responses={401: {"description": "The token is invalid or expired (`detail.reason` says which)."}})
+    @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
+              responses={401: {"description": "The token is invalid or expired (`detail.reason` says which)."},
+                         429: {"description": "Too many messages (`Retry-After` says when to send again)."}})
     async def chat(request: ChatRequest, http: Request,
                    authorization: Annotated[str | None, Header(max_length=MAX_TOKEN + 7)] = None) -> ChatResponse:
         limited = await app.state.chat_limiter.check(request.conversation_id, http.client.host if http.client else None)
@@ -327,10 +367,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replies, degraded = await ask_rasa(request.conversation_id, text, metadata, held)
         return ChatResponse(conversation_id=request.conversation_id, replies=replies, degraded=degraded)
 
-    @app.post("/api/tickets/{ticket_id}/rating",
+    @app.post("/api/tickets/{ticket_id}/rating", tags=["chat"],
               responses={404: {"description": "No such ticket in this conversation."},
                          409: {"description": "Not resolved yet, or already rated."}})
-    async def rate_ticket(ticket_id: Annotated[int, PathParam(ge=1)], body: RatingRequest) -> dict[str, Any]:
+    async def rate_ticket(ticket_id: IdPath, body: RatingRequest) -> dict[str, Any]:
         """The shopper's 1 to 5 rating of a chat with an agent, once per ticket, from its own conversation."""
         await rate(body.conversation_id, ticket_id, body.rating)
         return {"ticket_id": ticket_id, "rating": body.rating, "text": RATING_THANKS}
@@ -340,7 +380,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         websocket: WebSocket, conversation_id: Annotated[str, Query(pattern=CONVERSATION_ID)]
     ) -> None:
         if not security.origin_allowed(websocket, security.allowed_origins(settings), settings.public_url):
-            await websocket.close(code=4403, reason="origin not allowed")  # before accept: HTTP 403
+            # accepted only to say why: a refused handshake (HTTP 403) reaches the page as a bare 1006, which the
+            # widget cannot tell from a network failure; close code 4403 it shows to the shopper
+            await websocket.accept()
+            await websocket.close(code=4403, reason="origin not allowed")
             return
         await websocket.accept()
         customer_id: int | None = None  # set by a "hello" (or a message) that carries a valid token
@@ -399,10 +442,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 except security.BadFrame as exc:
                     await send({"type": "error", "text": str(exc)})
                     continue
+                if (problem := security.frame_problem(raw, MAX_FRAME_DEPTH)) is not None:
+                    await send({"type": "error", "text": problem})
+                    continue
                 try:
                     message = WidgetMessage.model_validate_json(raw)
-                except ValidationError:
-                    await send({"type": "error", "text": "That message could not be read."})
+                except ValidationError as exc:
+                    await send({"type": "error", "text": unreadable_frame(exc)})
                     continue
                 if message.type == "hello" or (message.type == "message" and message.token is not None):
                     await identify(message.token)
@@ -417,7 +463,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if (limited := await app.state.chat_limiter.check(conversation_id, client_host)) is not None:
                     await send(security.rate_limited_frame(limited))
                     continue
-                held = await inbox.shopper_said(conversation_id, text)
+                # a button press reaches Rasa as its payload, the agent as the words the shopper clicked
+                said = mask_cards(message.text.strip()) if message.payload and message.text.strip() else \
+                    payload_words(text)
+                held = await inbox.shopper_said(conversation_id, said)
                 with_agent = held is not None and held["status"] == CLAIMED
                 if not with_agent:
                     await send({"type": "typing", "on": True})
@@ -440,12 +489,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return [{"id": c.id, "name": c.name, "email": c.email, "note": c.note, "order_number": c.order_number,
                      "status": c.status} for c in demo_customers(session) if c.id is not None]
 
-    @app.get("/api/demo/customers", include_in_schema=False)
+    @app.get("/api/demo/customers", tags=["demo"], responses={404: {"description": "Demo mode is off."}})
     def demo_customer_list() -> dict[str, Any]:
         """Demo mode only: the customers the demo page can sign in as."""
         return {"customers": demo_list()}
 
-    @app.post("/api/demo/token", include_in_schema=False)
+    @app.post("/api/demo/token", tags=["demo"],
+              responses={404: {"description": "Demo mode is off, or no such demo customer."}})
     def demo_token(body: DemoSignIn) -> dict[str, Any]:
         """Demo mode only: a signed token for one of the demo customers, as a shop would issue it."""
         customer = next((c for c in demo_list() if c["id"] == body.customer_id), None)
@@ -454,7 +504,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token = issue_token(customer["id"], settings.demo_token_ttl_s, jwt_secret(settings), settings.jwt_issuer)
         return {"token": token, "expires_in": settings.demo_token_ttl_s, "customer": customer}
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["health"],
+             responses={503: {"description": "Degraded: Rasa, the action server or the database is down "
+                                             "(`checks` says which)."}})
     async def healthz() -> JSONResponse:
         rasa: RasaClient = app.state.rasa
         checks: dict[str, dict[str, Any]] = {}
@@ -486,17 +538,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             session.expunge(product)
             return product
 
-    @app.get("/media/products/{product_id}.svg", include_in_schema=False)
-    def product_image(product_id: Annotated[int, PathParam(ge=1)]) -> Response:
+    @app.get("/media/products/{product_id}.svg", tags=["shop"], response_class=Response,
+             responses={200: {"content": {"image/svg+xml": {}}, "description": "The product's picture."},
+                        404: {"description": "No such product."}})
+    def product_image(product_id: IdPath) -> Response:
         p = _product(product_id)
         return Response(product_svg(p.title, p.category, p.color), media_type="image/svg+xml",
                         headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.get("/products/{product_id}", response_class=HTMLResponse, include_in_schema=False)
-    def product_page(product_id: Annotated[int, PathParam(ge=1)]) -> str:
+    @app.get("/products/{product_id}", response_class=HTMLResponse, tags=["shop"],
+             responses={404: {"description": "No such product."}})
+    def product_page(product_id: IdPath) -> str:
         return pages.product_page(ProductView.of(_product(product_id)))
 
-    @app.get("/checkout", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/checkout", response_class=HTMLResponse, tags=["shop"],
+             responses={404: {"description": "The cart reference is forged, expired or unknown."}})
     def checkout(reference: Annotated[str, Query(alias="cart", max_length=600)]) -> HTMLResponse:
         """The demo shop's checkout page, for a signed cart reference; 404 for anything forged or guessed."""
         key = cart.cart_key_from_reference(reference, jwt_secret(settings))

@@ -4,7 +4,11 @@
   ``X-Content-Type-Options``, ``Referrer-Policy``, ``X-Frame-Options``, ``Permissions-Policy`` and, over
   HTTPS, ``Strict-Transport-Security`` on every response. Headers a route set itself are kept (the
   agent console sets its own).
-- :class:`BodyLimit` answers 413 to request bodies over the limit, before the app reads them.
+- :class:`BodyLimit` answers 413 to request bodies over the limit, before the app reads them, and 422 to a
+  JSON body with ``NaN`` or ``Infinity`` (Python's parser takes them, but they are not JSON, nothing
+  downstream can serialise them, and they used to end in a 500).
+- :func:`json_depth` and :func:`frame_problem` bound how deeply nested a JSON value may be (the chat's
+  ``metadata``, a websocket frame): Rasa fails on deep nesting with a RecursionError.
 - :func:`origin_allowed` decides which pages may open the shopper's websocket, :func:`receive_frame`
   reads one websocket frame with a size limit.
 - Proxy headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) count only from ``SHOP_TRUSTED_PROXIES``;
@@ -92,6 +96,12 @@ class BodyLimit:
     def limit_for(self, path: str) -> int:
         return next((n for prefix, n in self.limits if path.startswith(prefix)), self.limit)
 
+    async def _not_json_numbers(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 422,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(NON_FINITE_BODY)).encode())]})
+        await send({"type": "http.response.body", "body": NON_FINITE_BODY})
+
     async def _too_large(self, send: Send, limit: int) -> None:
         body = (b'{"detail":{"error":"too_large","message":"That request is too large (at most '
                 + str(limit).encode() + b' bytes)."}}')
@@ -128,6 +138,9 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        if _json_content(scope) and has_non_finite(b"".join(chunks)):
+            await self._not_json_numbers(send)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -138,6 +151,66 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+NON_FINITE = "NaN, Infinity and -Infinity are not valid JSON numbers: send a finite number (or null)."
+NON_FINITE_BODY = json.dumps({"detail": [{"type": "json_invalid", "loc": ["body"], "input": {},
+                                          "msg": f"JSON decode error: {NON_FINITE}",
+                                          "ctx": {"error": "non-finite number"}}]}, separators=(",", ":")).encode()
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> object:
+    raise _NonFinite(name)
+
+
+def _json_content(scope: Scope) -> bool:
+    """Whether FastAPI would read this request's body as JSON (a JSON content type, or none at all)."""
+    content_type = dict(scope.get("headers") or []).get(b"content-type", b"").split(b";")[0].strip().lower()
+    return not content_type or content_type == b"application/json" or content_type.endswith(b"+json")
+
+
+def has_non_finite(body: bytes | str) -> bool:
+    """Whether ``body`` is JSON that only Python's lenient parser reads: with ``NaN`` or ``(-)Infinity``."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        return False
+    try:
+        json.loads(body, parse_constant=_refuse_constant)
+    except _NonFinite:
+        return True
+    except (ValueError, RecursionError):  # not JSON at all: the app says so itself
+        return False
+    return False
+
+
+def json_depth(value: object, limit: int) -> int:
+    """How deeply ``value`` nests objects and arrays (a scalar: 0, ``{}``: 1), counted no further than
+    ``limit + 1``; level by level, so a deep value cannot exhaust the stack."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        containers = [v for v in level if isinstance(v, (dict, list))]
+        if not containers:
+            break
+        depth += 1
+        level = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
+def frame_problem(text: str, max_depth: int) -> str | None:
+    """Why a websocket frame is refused before it is read (``NaN``, nested deeper than ``max_depth``), or None."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except _NonFinite:
+        return f"That message could not be read: {NON_FINITE}"
+    except (ValueError, RecursionError):
+        return None  # not JSON: reading it says so
+    if json_depth(value, max_depth) > max_depth:
+        return f"That message is nested too deeply (at most {max_depth} levels of objects and arrays)."
+    return None
 
 
 def origin_of(url: str) -> str:
@@ -215,12 +288,25 @@ class AsciiJSONResponse(JSONResponse):
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 (same shape), safe for any input it echoes (lone surrogates, control characters)."""
-    return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+    """FastAPI's 422 (same shape), safe for any input it echoes (lone surrogates, control characters); an
+    input that cannot be echoed (too deep, a non-finite number) is left out rather than becoming a 500."""
+    errors = exc.errors()
+    try:
+        return AsciiJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    except (ValueError, RecursionError):
+        plain = [{k: v for k, v in error.items() if k not in ("input", "ctx")} for error in errors]
+        return AsciiJSONResponse({"detail": jsonable_encoder(plain)}, status_code=422)
 
 
 def allowed_origins(settings: Settings) -> list[str]:
-    return [o.strip() for o in settings.allowed_origins.split(",") if o.strip()]
+    """Origins of the pages that may open the shopper websocket besides the gateway's own and SHOP_PUBLIC_URL's.
+    Unset: any page in development, so the demo's one script tag works anywhere (production refuses to start
+    without the list, bot.production). The shopper socket carries no ambient credentials: it reads no cookie,
+    a signed-in shopper's identity comes only from the token the page hands the widget."""
+    listed = [o.strip() for o in settings.allowed_origins.split(",") if o.strip()]
+    if not listed and settings.env != "production":
+        return ["*"]
+    return listed
 
 
 def rate_limited(limited: Limited) -> HTTPException:
