@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from bot.analytics.export import to_csv
 from bot.clock import utcnow
 from bot.config import HelpdeskWebhook, Settings
-from bot.db import Base, session_scope
+from bot.db import Base, migrate, session_scope
 from bot.handoff.delivery import TicketFacts, body_for
 from bot.handoff.models import QUEUED, RESOLVED, HelpdeskOutbox, Ticket, TicketMessage
 from bot.privacy.erase import erase_customer
@@ -400,3 +400,137 @@ def test_retention_deletes_what_is_older_than_the_period(catalog: int, tmp_path:
         assert s.get(Ticket, ticket_ids[0]) is None and s.get(Ticket, ticket_ids[1]) is not None
         log = s.scalars(select(PrivacyLog).where(PrivacyLog.action == RETENTION, PrivacyLog.actor == "test:cron"))
         assert [r.counts["days"] for r in log] == [365]
+
+
+# --------------------------------------------------------------------------- erasure leaves no bytes behind
+
+
+def _sqlite_bytes(db: Path) -> bytes:
+    """The raw bytes of a SQLite database file and of its write-ahead log and shared-memory index."""
+    files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+def _shopper_in_files(tmp_path: Path, name: str, email: str) -> tuple[str, str]:
+    """A shop database and a tracker store, two SQLite files in WAL mode, holding a shopper with ``email``:
+    an account, an order, a ticket with messages, NLU inbox rows and conversation events."""
+    db_url, tracker = f"sqlite:///{tmp_path / f'{name}.sqlite3'}", f"sqlite:///{tmp_path / f'{name}-tracker.sqlite3'}"
+    migrate(db_url)
+    now = utcnow()
+    conversation = f"conv-{name}-1"
+    with session_scope(db_url) as s:
+        customer = Customer(email=email, name="Grace Hopper", phone="+1 202 555 0143", postcode="20500",
+                            consent_personalization=True, consent_updated_at=now)
+        s.add(customer)
+        s.flush()
+        s.add(Order(number=f"WAL-{name}", customer_id=customer.id, email=email, status="delivered", subtotal=10.0,
+                    total=10.0, ship_name="Grace Hopper", ship_line1="1 Compiler Way", ship_city="Arlington",
+                    ship_postcode="20500", ship_country="US", placed_at=now))
+        ticket = Ticket(conversation_id=conversation, customer_id=customer.id, reason="human_request",
+                        reason_detail=f"asked by {email}", status=QUEUED, created_at=now, followup_email=email,
+                        context={"customer": {"email": email}})
+        for i in range(20):
+            ticket.messages.append(TicketMessage(role="shopper", text=f"message {i}: write to {email}", created_at=now))
+        s.add(ticket)
+        s.add_all([NluMessage(event_id=i + 1, sender_id=conversation, text=f"my email is {email} ({i})",
+                              group_key=f"g-{i}", timestamp=now) for i in range(20)])
+    write_events(tracker, [
+        (conversation, "user", {"text": f"hello, I am {email}", "metadata": {"channel": "widget"}}, now)
+        for _ in range(20)])
+    for url in (db_url, tracker):  # both are in WAL mode, as the shop's engines make them
+        with tracker_engine(url).connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    return db_url, tracker
+
+
+def test_erase_leaves_no_bytes_of_the_email_in_sqlite_files_or_their_write_ahead_logs(tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:10]
+    email = f"grace.{tag}@wal-erasure.example"
+    # without reclaiming the space, the deleted rows are still in the files: what this test looks for is there
+    control_db, control_tracker = _shopper_in_files(tmp_path, "control", email)
+    with session_scope(control_db) as s:
+        assert erase_customer(s, email, control_tracker).counts["customers"] == 1
+    leftover = _sqlite_bytes(tmp_path / "control.sqlite3") + _sqlite_bytes(tmp_path / "control-tracker.sqlite3")
+    assert email.encode() in leftover
+
+    db_url, tracker = _shopper_in_files(tmp_path, "shop", email)
+    env = {**os.environ, "DATABASE_URL": db_url, "SHOP_TRACKER_STORE_URL": tracker}
+    done = subprocess.run([sys.executable, "-m", "bot", "privacy", "erase", email, "--yes"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["erased"]["customers"] == 1 and out["erased"]["tracker_events"] == 20
+    assert set(out["reclaimed"].values()) == {"checkpointed and vacuumed"} and len(out["reclaimed"]) == 2
+    for db in (tmp_path / "shop.sqlite3", tmp_path / "shop-tracker.sqlite3"):
+        raw = _sqlite_bytes(db)
+        assert raw and email.encode() not in raw and tag.encode() not in raw, db
+        assert b"Grace Hopper" not in raw and b"Compiler Way" not in raw
+    with session_scope(db_url) as s:  # the database still works and keeps the anonymised order
+        assert s.scalar(select(Order.email).where(Order.number == "WAL-shop")) is not None
+
+
+def test_reclaiming_space_on_postgresql_is_left_to_the_operator_and_says_how() -> None:
+    from bot.privacy.erase import reclaim_space
+
+    done = reclaim_space("postgresql+psycopg://shop:s3cret-pw@db.internal:5432/shop")
+    assert not done.done and "VACUUM" in done.note and "VACUUM FULL" in done.note
+    assert "s3cret-pw" not in done.database and "db.internal" in done.database
+
+
+# --------------------------------------------------------------------------- personal data in NLU data
+
+NLU_TEXT = "pls send it to Grace.Hopper@Navy.example or call +1 202 555 0143, card 4242.4242.4242.4242 thx"
+
+
+def test_inbox_stores_messages_without_personal_data_and_keeps_entities_in_place(tmp_path: Path) -> None:
+    from bot.training.inbox import ingest
+
+    tracker = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    email_at = NLU_TEXT.index("Grace")
+    entity = {"start": email_at, "end": email_at + len("Grace.Hopper@Navy.example"), "entity": "email",
+              "value": "grace.hopper@navy.example", "extractor": "RegexEntityExtractor"}
+    parse = {"intent": {"name": "request_email_followup", "confidence": 0.4}, "entities": [entity],
+             "intent_ranking": [{"name": "request_email_followup", "confidence": 0.4}]}
+    write_events(tracker, [("conv-nlu-1", "user", {"text": NLU_TEXT, "parse_data": parse}, utcnow())])
+    db_url = f"sqlite:///{tmp_path / 'console.sqlite3'}"
+    migrate(db_url)
+    with session_scope(db_url) as s:
+        assert ingest(s, tracker, threshold=0.7, sample_rate=0.0) == 1
+        row = s.scalars(select(NluMessage)).one()
+        text, entities = row.text, row.entities
+    assert text == "pls send it to someone@example.com or call 555-0100, card •••• 4242 thx"
+    assert entities == [{"start": 15, "end": 34, "entity": "email", "value": "someone@example.com"}]
+    assert text[15:34] == "someone@example.com"
+    raw = _sqlite_bytes(tmp_path / "console.sqlite3")
+    for secret in (b"Hopper", b"hopper", b"202 555", b"4242.4242"):
+        assert secret not in raw
+
+
+def test_label_export_writes_no_personal_data_even_for_rows_stored_before_redaction(tmp_path: Path) -> None:
+    from bot.training.nlu_yaml import MARKER, export_labels
+
+    root = tmp_path / "root"
+    (root / "data" / "nlu").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "domain.yml").write_text((ROOT / "domain.yml").read_text())
+    (root / "tests" / "nlu_test.yml").write_text(f'version: "3.1"\nnlu:\n{MARKER}\n')
+    db_url = f"sqlite:///{tmp_path / 'console.sqlite3'}"
+    migrate(db_url)
+    email_at = NLU_TEXT.index("Grace")
+    now = utcnow()
+    with session_scope(db_url) as s:  # as an inbox from before the redaction stored them: verbatim
+        s.add(NluMessage(event_id=1, sender_id="conv-a", text=NLU_TEXT, group_key="a", timestamp=now,
+                         status=LABELLED, label_intent="request_email_followup", label_target="train",
+                         labelled_at=now, label_entities=[{"start": email_at, "end": email_at + 25, "entity": "email",
+                                                           "value": "grace.hopper@navy.example"}]))
+        s.add(NluMessage(event_id=2, sender_id="conv-b", text="my email is ada@lovelace.example, order NW-100234",
+                         group_key="b", timestamp=now, status=LABELLED, label_intent="order_status",
+                         label_target="test", labelled_at=now,
+                         label_entities=[{"start": 40, "end": 49, "entity": "order_number", "value": "NW-100234"}]))
+        result = export_labels(s, root)
+    assert (result.train_examples, result.test_examples) == (1, 1)
+    train, test = result.train_path.read_text(), result.test_path.read_text()
+    assert ("pls send it to [someone@example.com](email) or call 555-0100, card •••• 4242 thx" in train)
+    assert "my email is someone@example.com, order [NW-100234](order_number)" in test
+    for secret in ("Hopper", "hopper", "lovelace", "202 555", "4242.4242"):
+        assert secret not in train + test

@@ -64,7 +64,7 @@ def erase_cmd(
     """Erase the personal data of the customer with EMAIL (orders stay, anonymised); logged."""
     from bot.config import get_settings
     from bot.db import migrate, session_scope
-    from bot.privacy.erase import erase_customer
+    from bot.privacy.erase import erase_customer, reclaim_space
     from bot.privacy.export import UnknownSubject, find_subject
 
     settings = get_settings()
@@ -86,10 +86,18 @@ def erase_cmd(
             result = erase_customer(session, email, settings.tracker_url)
     except (UnknownSubject, ValueError) as exc:
         _fail(str(exc))
+    # the deleted rows' bytes: out of SQLite's free pages and write-ahead log (also after a repeated erase,
+    # which finishes what an interrupted or busy earlier one left)
+    urls = list(dict.fromkeys([settings.database_url, settings.tracker_url]))
+    reclaimed = [reclaim_space(url) for url in urls]
+    for item in reclaimed:
+        if not item.done:
+            typer.echo(f"warning: {item.database}: {item.note}", err=True)
     if result.already_erased:
         typer.echo("already erased: nothing is held about that address any more (logged)")
         return
-    typer.echo(json.dumps({"erased": result.counts}, sort_keys=True))
+    typer.echo(json.dumps({"erased": result.counts,
+                           "reclaimed": {item.database: item.note for item in reclaimed}}, sort_keys=True))
 
 
 @privacy_app.command("retention")

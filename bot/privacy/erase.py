@@ -13,6 +13,13 @@ The shop's changes and the tracker's deletion are two databases: the tracker row
 shop transaction, so a failure of either leaves the shop data in place and a second run finishes the job.
 Every run is logged in ``privacy_log`` with a hash of the email; erasing an address that was already
 erased answers with zero counts instead of an error.
+
+A deleted or overwritten row is not gone from the disk: SQLite keeps its bytes in free pages and in the
+write-ahead log (``-wal``) until they happen to be reused. After the transaction, :func:`reclaim_space`
+empties the write-ahead log and rewrites the file (``PRAGMA wal_checkpoint(TRUNCATE)``, ``VACUUM``, and a
+checkpoint again) for each SQLite database (the shop's and the tracker store). On PostgreSQL it only says
+what the operator must do: the old row versions stay in the table files until VACUUM reuses their space,
+and only ``VACUUM FULL`` (an exclusive lock on the table, so never run from here) rewrites the files.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
+from bot.db import make_engine
 from bot.handoff.models import HelpdeskOutbox, TicketMessage
 from bot.privacy.export import Subject, UnknownSubject, find_subject, normalise_email
 from bot.privacy.models import ERASE, PrivacyLog, email_hash, record
@@ -39,6 +49,50 @@ from bot.training.models import NluLabelEvent, NluMessage
 class Erased:
     counts: dict[str, int]
     already_erased: bool = False
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    """What :func:`reclaim_space` did to one database: ``done`` when no deleted bytes are left in its files."""
+
+    database: str  # "sqlite:///path" or the server's dialect and host (no password)
+    done: bool
+    note: str
+
+
+POSTGRES_NOTE = ("PostgreSQL keeps deleted row versions in the table files (and in WAL archives and backups) "
+                 "until VACUUM makes the space reusable; autovacuum does so eventually, run `VACUUM "
+                 "(ANALYZE)` on the shop's and the tracker's databases to do it now. Only `VACUUM FULL` rewrites "
+                 "the files; it locks each table, so schedule it in a maintenance window.")
+
+
+def reclaim_space(url: str) -> Reclaimed:
+    """After personal data was deleted from the database at ``url`` (committed): on SQLite, empty the
+    write-ahead log and rewrite the file so that the deleted bytes are gone from the disk; on other
+    databases, nothing is run and the note says what to do (see the module's docstring)."""
+    parsed = make_url(url)
+    name = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() != "sqlite":
+        return Reclaimed(name, False, POSTGRES_NOTE if parsed.get_backend_name().startswith("postgres") else
+                         f"{parsed.get_backend_name()}: run the database's own compaction (VACUUM or similar) "
+                         "to remove the deleted rows from its files.")
+    if parsed.database in (None, "", ":memory:"):
+        return Reclaimed(name, True, "in memory: nothing on disk")
+    engine = make_engine(url)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.exec_driver_sql("VACUUM")  # rebuilds the file without its free pages (written to the WAL)
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+    except SQLAlchemyError as exc:
+        return Reclaimed(name, False, f"VACUUM failed ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
+                                      "the deleted bytes may still be in the file: run the erase again")
+    finally:
+        engine.dispose()
+    if busy:
+        return Reclaimed(name, False, "vacuumed, but another process kept reading the write-ahead log, which "
+                                      "still holds deleted bytes: run the erase again when the database is quiet")
+    return Reclaimed(name, True, "checkpointed and vacuumed")
 
 
 def erased_email(customer_id: int) -> str:

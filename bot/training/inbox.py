@@ -2,7 +2,8 @@
 
 :func:`ingest` reads the ``user`` events after a stored cursor and keeps one ``nlu_messages`` row per typed
 shopper message (button payloads, empty texts and messages sent while an agent held the conversation are
-skipped), with the reasons a lead should look at it:
+skipped; emails, phone numbers, card numbers and IBANs replaced by placeholders of the same shape, see
+:func:`bot.privacy.redact.redact_example`), with the reasons a lead should look at it:
 
 - ``fallback``: Rasa predicted ``nlu_fallback``, or the bot's next action was ``action_default_fallback``;
 - ``low_confidence``: the best real intent scored below ``inbox_confidence_threshold``;
@@ -34,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
+from bot.privacy.redact import redact_example
 from bot.rasa_events import EVENTS, RasaEvent, has_events, read_events, tracker_engine
 from bot.training.models import (
     IGNORED,
@@ -189,7 +191,10 @@ def _before(session: Session, tracker_url: str, cursor: int, senders: Sequence[s
 
 
 def _new_row(event: RasaEvent, text: str, threshold: float, sample_rate: float) -> NluMessage:
+    """The inbox row of a shopper's message: its personal data (emails, phone numbers, card numbers, IBANs)
+    replaced by placeholders of the same shape, the predicted entities moved to fit."""
     parse_data = event.parse_data
+    text, entities = redact_example(text, _predicted_entities(parse_data, text))
     intent, confidence = top_prediction(parse_data)
     predicted = parse_data.get("intent") if isinstance(parse_data.get("intent"), dict) else {}
     fallback = (predicted or {}).get("name") == FALLBACK_INTENT
@@ -198,7 +203,7 @@ def _new_row(event: RasaEvent, text: str, threshold: float, sample_rate: float) 
     return NluMessage(
         event_id=event.id, sender_id=event.sender_id[:255], text=text, group_key=group_key(text),
         timestamp=datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None), intent=intent[:100],
-        confidence=round(confidence, 6), entities=_predicted_entities(parse_data, text), low_confidence=low,
+        confidence=round(confidence, 6), entities=entities, low_confidence=low,
         fallback=fallback, escalated=False, sampled=sample, in_inbox=low or fallback or sample, status=OPEN,
         label_intent=None, label_entities=[], label_target=TRAIN)
 

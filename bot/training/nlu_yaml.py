@@ -4,8 +4,10 @@ Rasa marks entities inside an example's text: ``[red](color)``, or ``[two]{"enti
 when the value differs from the words. :func:`export_labels` turns the console's labels into
 ``data/nlu/lead_labels.yml`` (training) and into the generated section at the end of ``tests/nlu_test.yml``
 (the held-out test set), keeping the two apart: a text whose :func:`group_key` is in the test set never
-goes into training. Output is deterministic (sorted, no timestamps), so an unchanged set of labels gives
-byte-identical files and a diff a lead can review.
+goes into training. Emails, phone numbers, card numbers and IBANs in a label's text are replaced by
+placeholders of the same shape (:func:`bot.privacy.redact.redact_example`). Output is deterministic
+(sorted, no timestamps), so an unchanged set of labels gives byte-identical files and a diff a lead can
+review.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.privacy.redact import redact_example
 from bot.training.models import LABELLED, OUT_OF_SCOPE, TEST, NluMessage
 
 MARKER = "# --- added by support leads in the console (generated below this line) ---"
@@ -304,7 +307,10 @@ def _load_labels(session: Session) -> list[_Label]:
         if not intent:
             continue
         entities = list(row.label_entities or []) if row.status == LABELLED else []
-        labels.append(_Label(row.text, intent, row.label_target, entities, group_key(row.text)))
+        # personal data never goes into training data, test sets or model archives (rows stored before the
+        # inbox redacted them too)
+        text, entities = redact_example(row.text, entities)
+        labels.append(_Label(text, intent, row.label_target, entities, group_key(text)))
     return labels
 
 
