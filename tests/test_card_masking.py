@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import unicodedata
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from bot.privacy.redact import install_log_redaction, mask_cards, redact, redact
 from bot.rasa_events import EVENTS, create_events_table, tracker_engine
 from bot.training.inbox import ingest
 from bot.training.models import NluMessage
-from tests.conftest import free_port
+from tests.json_stub import JsonStub
 
 VISA, MASTERCARD, AMEX = "4242424242424242", "5555555555554444", "378282246310005"
 ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
@@ -228,7 +226,7 @@ def test_log_records_lose_the_card_whatever_its_format() -> None:
 # --------------------------------------------------------------------------- through the gateway
 
 
-class StoringRasa:
+class StoringRasa(JsonStub):
     """A Rasa stand-in on 127.0.0.1: its REST webhook stores each message as a ``user`` event in Rasa's
     SQL tracker store format (a SQLite file) and logs it as Rasa's processor does, then answers "ok"."""
 
@@ -240,40 +238,24 @@ class StoringRasa:
         self.received = received
         log = logging.getLogger("rasa.core.processor")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-                out = b"{}"
-                if self.path.startswith("/webhooks/rest"):
-                    text, sender = str(body.get("message") or ""), str(body.get("sender") or "")
-                    received.append(text)
-                    log.debug("Received user message '%s' with intent '{'name': 'nlu_fallback'}'", text)
-                    parse = {"text": text, "intent": {"name": "nlu_fallback", "confidence": 0.3}, "entities": [],
-                             "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.3},
-                                                {"name": "greet", "confidence": 0.2}]}
-                    event = {"event": "user", "timestamp": 1_700_000_000.0, "text": text, "parse_data": parse,
-                             "metadata": body.get("metadata") or {}, "input_channel": "rest"}
-                    with engine.begin() as conn:
-                        conn.execute(EVENTS.insert().values(sender_id=sender, type_name="user",
-                                                            timestamp=event["timestamp"], intent_name="nlu_fallback",
-                                                            action_name=None, data=json.dumps(event)))
-                    out = b'[{"text": "ok"}]'
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+        def answer(path: str, body: dict[str, Any]) -> bytes:
+            if not path.startswith("/webhooks/rest"):
+                return b"{}"
+            text, sender = str(body.get("message") or ""), str(body.get("sender") or "")
+            received.append(text)
+            log.debug("Received user message '%s' with intent '{'name': 'nlu_fallback'}'", text)
+            parse = {"text": text, "intent": {"name": "nlu_fallback", "confidence": 0.3}, "entities": [],
+                     "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.3},
+                                        {"name": "greet", "confidence": 0.2}]}
+            event = {"event": "user", "timestamp": 1_700_000_000.0, "text": text, "parse_data": parse,
+                     "metadata": body.get("metadata") or {}, "input_channel": "rest"}
+            with engine.begin() as conn:
+                conn.execute(EVENTS.insert().values(sender_id=sender, type_name="user",
+                                                    timestamp=event["timestamp"], intent_name="nlu_fallback",
+                                                    action_name=None, data=json.dumps(event)))
+            return b'[{"text": "ok"}]'
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(answer)
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +45,8 @@ from bot.shop.models import (
     Shipment,
 )
 from bot.training.models import LABELLED, OPEN, NluMessage
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.json_stub import JsonStub
 
 # --------------------------------------------------------------------------- redaction
 
@@ -130,33 +129,18 @@ def test_analytics_csv_cells_are_redacted() -> None:
     assert "ada@example.com" not in csv_text and "mail [email]" in csv_text
 
 
-class RecordingRasa:
+class RecordingRasa(JsonStub):
     """A real HTTP server on 127.0.0.1 that answers Rasa's REST channel and keeps what it was sent."""
 
     def __init__(self) -> None:
-        received = self.received = []
+        received: list[dict[str, Any]] = []
+        self.received = received
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                received.append(json.loads(body or b"{}"))
-                out = b'[{"text": "ok"}]' if self.path.startswith("/webhooks/rest") else b"{}"
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+        def answer(path: str, body: dict[str, Any]) -> bytes:
+            received.append(body)
+            return b'[{"text": "ok"}]' if path.startswith("/webhooks/rest") else b"{}"
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(answer)
 
 
 def test_gateway_masks_card_numbers_before_rasa_sees_them(catalog: int) -> None:
