@@ -453,6 +453,27 @@ def test_erase_leaves_no_bytes_of_the_email_in_sqlite_files_or_their_write_ahead
         assert s.scalar(select(Order.email).where(Order.number == "WAL-shop")) is not None
 
 
+def test_retention_leaves_no_bytes_of_an_old_conversation_in_sqlite_files(tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:10]
+    email = f"ada.{tag}@wal-retention.example"
+    db_url, tracker = f"sqlite:///{tmp_path / 'shop.sqlite3'}", f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    migrate(db_url)
+    old = utcnow() - timedelta(days=400)
+    write_events(tracker, [(f"conv-old-{tag}", "user", {"text": f"write to {email} please"}, old)] * 30
+                 + [(f"conv-new-{tag}", "user", {"text": "still talking"}, utcnow())])
+    with tracker_engine(tracker).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    env = {**os.environ, "DATABASE_URL": db_url, "SHOP_TRACKER_STORE_URL": tracker}
+    done = subprocess.run([sys.executable, "-m", "bot", "privacy", "retention", "--days", "365"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["deleted"]["tracker_events"] == 30 and out["deleted"]["conversations"] == 1, out
+    assert set(out["reclaimed"].values()) == {"checkpointed and vacuumed"}, out
+    raw = _sqlite_bytes(tmp_path / "tracker.sqlite3")
+    assert raw and email.encode() not in raw and b"still talking" in raw
+
+
 def test_reclaiming_space_on_postgresql_is_left_to_the_operator_and_says_how() -> None:
     from bot.privacy.erase import reclaim_space
 

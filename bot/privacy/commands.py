@@ -18,6 +18,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _reclaim(*urls: str) -> dict[str, str]:
+    """SQLite: checkpoint and vacuum each database once, so deleted personal data leaves the files; a warning
+    for each that could not be (PostgreSQL: what the operator must run). Database name -> what was done."""
+    from bot.privacy.erase import reclaim_space
+
+    reclaimed = [reclaim_space(url) for url in dict.fromkeys(urls)]
+    for item in reclaimed:
+        if not item.done:
+            typer.echo(f"warning: {item.database}: {item.note}", err=True)
+    return {item.database: item.note for item in reclaimed}
+
+
 @privacy_app.command("export")
 def export_cmd(
     email: str,
@@ -64,7 +76,7 @@ def erase_cmd(
     """Erase the personal data of the customer with EMAIL (orders stay, anonymised); logged."""
     from bot.config import get_settings
     from bot.db import migrate, session_scope
-    from bot.privacy.erase import erase_customer, reclaim_space
+    from bot.privacy.erase import erase_customer
     from bot.privacy.export import UnknownSubject, find_subject
 
     settings = get_settings()
@@ -88,16 +100,12 @@ def erase_cmd(
         _fail(str(exc))
     # the deleted rows' bytes: out of SQLite's free pages and write-ahead log (also after a repeated erase,
     # which finishes what an interrupted or busy earlier one left)
-    urls = list(dict.fromkeys([settings.database_url, settings.tracker_url]))
-    reclaimed = [reclaim_space(url) for url in urls]
-    for item in reclaimed:
-        if not item.done:
-            typer.echo(f"warning: {item.database}: {item.note}", err=True)
+    reclaimed = _reclaim(settings.database_url, settings.tracker_url)
     if result.already_erased:
         typer.echo("already erased: nothing is held about that address any more (logged)")
         return
     typer.echo(json.dumps({"erased": result.counts,
-                           "reclaimed": {item.database: item.note for item in reclaimed}}, sort_keys=True))
+                           "reclaimed": reclaimed}, sort_keys=True))
 
 
 @privacy_app.command("retention")
@@ -118,5 +126,7 @@ def retention_cmd(
     if result.cutoff is None:
         typer.echo("retention is off (0 days): nothing deleted")
         return
+    # what retention deleted is personal data too: out of SQLite's free pages and write-ahead log
+    reclaimed = _reclaim(settings.database_url, settings.tracker_url) if any(result.counts.values()) else {}
     typer.echo(json.dumps({"cutoff": result.cutoff.isoformat(timespec="seconds"), "days": days,
-                           "deleted": result.counts}, sort_keys=True))
+                           "deleted": result.counts, "reclaimed": reclaimed}, sort_keys=True))
