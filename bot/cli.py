@@ -10,7 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from bot.convtests.commands import convtests_app
 from bot.privacy.commands import privacy_app
+from bot.topics.commands import topics_app
 from bot.training.commands import model_app
 
 app = typer.Typer(help="shop-assistant command line", no_args_is_help=True, add_completion=False)
@@ -30,6 +32,8 @@ app.add_typer(crm_app, name="crm")
 users_app = typer.Typer(help="Agent inbox accounts (agents and leads)", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(topics_app, name="topics")
+app.add_typer(convtests_app, name="convtests")
 
 
 @app.command("migrate")
@@ -219,10 +223,12 @@ def shop_demo(seed: int = 7, customers: Annotated[int, typer.Option(help="number
 @app.command("setup-data")
 def setup_data() -> None:
     """Everything `make run` needs besides the Rasa model: schema, demo catalog (when empty), demo customers
-    and orders (when there are none), Rasa lookup tables from the catalog, search index."""
+    and orders (when there are none), the seed conversation tests (when there are none), Rasa lookup tables
+    from the catalog, search index."""
     from sqlalchemy import func, select
 
     from bot.catalog.store import product_count
+    from bot.convtests.seed import seed_if_empty as seed_conversation_tests
     from bot.db import migrate, session_scope
     from bot.shop.models import Order
 
@@ -235,6 +241,8 @@ def setup_data() -> None:
         no_orders = not session.scalar(select(func.count(Order.id)))
     if no_orders:
         shop_demo(seed=7, customers=60)
+    with session_scope() as session:  # a fresh install's gate has our own conversations to hold (once only:
+        seed_conversation_tests(session)  # a test a lead deleted stays deleted)
     _write_lookups()
     search_build(force=False)
 
@@ -416,6 +424,23 @@ def bench_nlu(
         raise typer.Exit(2) from exc
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
+
+
+@bench_app.command("topics")
+def bench_topics(
+    scale: Annotated[bool, typer.Option(help="also time 100,000 messages")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document instead of a table")] = False,
+) -> None:
+    """Topic clustering: ARI, NMI and noise share on our labelled test messages, and the time to cluster
+    10,000 (with --scale also 100,000) messages."""
+    from bot.topics.benchmark import main
+    from bot.topics.labelled import LabelledSetError
+
+    try:
+        main(scale, as_json)
+    except LabelledSetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @bench_app.command("load")

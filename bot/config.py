@@ -183,6 +183,11 @@ class Settings(BaseSettings):
         default=0.05, gt=0, le=1,
         description="An intent's F1 drop blocks a model only when a sign test over its changed test messages "
                     "gives p at most this (1: any drop over the limit blocks).")
+    gate_conversation_tests: bool = Field(
+        default=True,
+        description="Console trainings play every saved conversation test against the new model (a scratch Rasa "
+                    "with the action server) and any failure blocks it; false skips the step (e.g. CI runs that "
+                    "train models and need not wait for it).")
     rasa_replicas: str = Field(
         default="", description="Comma-separated base URLs of every Rasa server a model activation must reach "
                                 "(empty: SHOP_RASA_URL).")

@@ -2,6 +2,7 @@
 
 from bot.auth.models import LoginFailure, User, UserSession
 from bot.catalog.models import Product, ProductVariant
+from bot.convtests.models import ConversationTestResult, ConversationTestRow
 from bot.handoff.models import AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
 from bot.privacy.models import PrivacyLog
 from bot.relay.models import HeldMessage
@@ -18,11 +19,14 @@ from bot.shop.models import (
     Shipment,
     VerificationThrottle,
 )
+from bot.topics.models import Topic, TopicMember, TopicRun
 from bot.training.models import IngestState, ModelActivation, ModelVersion, NluLabelEvent, NluMessage
 
 __all__ = [
     "AgentPresence",
     "CartItem",
+    "ConversationTestResult",
+    "ConversationTestRow",
     "CrmProfile",
     "Customer",
     "HeldMessage",
@@ -45,6 +49,9 @@ __all__ = [
     "Shipment",
     "Ticket",
     "TicketMessage",
+    "Topic",
+    "TopicMember",
+    "TopicRun",
     "User",
     "UserSession",
     "VerificationThrottle",

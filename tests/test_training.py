@@ -148,6 +148,47 @@ def test_the_rules_state_every_rule_applied_with_its_numbers() -> None:
     assert gate.check(new, None, LIMITS)["verdict"] == "nothing_to_compare"
 
 
+def _outcome(name: str, passed: bool, diverged_at: int | None = None, error: str = ""):  # type: ignore[no-untyped-def]
+    from bot.convtests.spec import ExpectedTurn, TestOutcome, TurnResult
+
+    expected = ExpectedTurn("where is my parcel", intent="track_order")
+    turns = (TurnResult(0, "where is my parcel", expected, "track_order" if passed else "greet", (), None, passed,
+                        () if passed else ("intent: expected track_order, got greet",)),)
+    return TestOutcome(name, passed, turns if not error else (), diverged_at, error)
+
+
+def test_a_failed_saved_conversation_test_blocks_the_model_with_its_turn() -> None:
+    base, new = _metrics(0.90, a=0.9), _metrics(0.92, a=0.95)  # better on the test set
+    good, bad = _outcome("parcel", True), _outcome("parcel again", False, 0)
+    passed = gate.check(new, base, LIMITS, [], [good])
+    assert passed["passed"] and passed["verdict"] == "passed"
+    assert [(e["name"], e["status"]) for e in passed["conversations"]] == [("parcel", gate.PASS)]
+    assert any(r.startswith("Every saved conversation test passes: the 1 saved conversation test")
+               for r in passed["rules"])
+    blocked = gate.check(new, base, LIMITS, [], [good, bad])
+    assert not blocked["passed"] and blocked["verdict"] == "blocked"
+    assert blocked["reasons"] == ["Saved conversation test 'parcel again' fails at turn 1 (\"where is my parcel\"): "
+                                  "intent: expected track_order, got greet."]
+    assert {e["name"]: (e["status"], e["diverged_at"]) for e in blocked["conversations"]} == {
+        "parcel": (gate.PASS, None), "parcel again": (gate.FAIL, 0)}
+    assert next(c for c in blocked["checks"] if c["rule"] == "conversations")["status"] == gate.FAIL
+    assert blocked["summary"].startswith("Blocked: 1 check of the gate fails")
+    # no baseline to compare with: a failing conversation still blocks; an unplayable one too
+    first = gate.check(new, None, LIMITS, None, [_outcome("down", False, 0, error="rasa did not answer turn 1")])
+    assert not first["passed"] and first["verdict"] == "blocked"
+    assert first["reasons"] == ["Saved conversation test 'down' could not be played: rasa did not answer turn 1"]
+    assert gate.check(new, None, LIMITS, None, [good])["verdict"] == "nothing_to_compare"
+
+
+def test_the_gate_says_when_there_are_no_saved_conversation_tests_or_they_were_skipped() -> None:
+    base, new = _metrics(0.90, a=0.9), _metrics(0.90, a=0.9)
+    none = gate.check(new, base, LIMITS, [], [])
+    assert none["passed"] and gate.NO_CONVERSATIONS in none["rules"] and "no saved conversation tests" in \
+        gate.NO_CONVERSATIONS and none["conversations"] == []
+    skipped = gate.check(new, base, LIMITS, [], None)
+    assert not any("conversation" in r for r in skipped["rules"]) and skipped["conversations"] == []
+
+
 def test_a_decision_stored_before_the_intents_were_kept_reads_back_the_same() -> None:
     """Registries hold decisions with only passed, reasons and notes: their intents come back from the texts."""
     base, new = _metrics(0.90, a=0.9, b=0.9), _metrics(0.90, a=0.8, b=0.8)
@@ -322,6 +363,14 @@ def test_activation_rules(fresh: tuple[str, Workspace]) -> None:
             activation._plan(session, 2, reason="")
         assert refused.value.code == "gate_failed" and refused.value.reasons == ["Macro-F1 falls 2.0 points"]
         assert activation._plan(session, 2, reason="seasonal wording, checked by hand")[1] == "override"
+        blocked = gate.check(_metrics(0.9, a=0.9), _metrics(0.9, a=0.9), LIMITS, [],
+                             [_outcome("parcel", False, 0)])
+        _ready(session, workspace, 5, gate_result=blocked)  # blocked by a saved conversation test only
+        session.commit()
+        with pytest.raises(activation.ActivationError) as by_conversation:
+            activation._plan(session, 5, reason="")
+        assert by_conversation.value.code == "gate_failed" and "'parcel'" in by_conversation.value.reasons[0]
+        assert activation._plan(session, 5, reason="the parcel wording changed on purpose")[1] == "override"
         assert activation._plan(session, 3, reason="")[1] == "activate"
         with pytest.raises(activation.ActivationError, match="already active"):
             activation._plan(session, 1, reason="")

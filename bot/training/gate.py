@@ -19,6 +19,10 @@ off-topic recall by at most ``max_rate_drop``, and the in-scope false rejection 
 verdict (``passed``, ``verdict``, ``summary``), the rules applied with their numbers (``rules``), one entry per
 rule that compared something (``checks``), and one entry per intent (``intents``: ``pass``, ``within_noise`` or
 ``fail``). ``passed`` is computed from those entries, so the verdict and the rows cannot disagree.
+
+Saved conversation tests (``bot.convtests``), when the training job played them against the new model, are one
+more rule: every test passes. Any failed test blocks the model (with or without a baseline), with one entry per
+test in ``conversations`` (``pass`` or ``fail``, the turn where it diverged and what differed).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.convtests.spec import TestOutcome
 
 EPSILON = 1e-9  # scores are rounded to 4 decimals: a drop exactly at the limit passes
 
@@ -37,6 +42,7 @@ PASS, NOISE, FAIL = "pass", "within_noise", "fail"
 PASSED, BLOCKED, FIRST, NOTHING = "passed", "blocked", "first_model", "nothing_to_compare"
 FIRST_MODEL = "First model, nothing to compare."
 NO_BASELINE = "No active model was evaluated on this test set: nothing to compare."
+NO_CONVERSATIONS = "Saved conversation tests: there are no saved conversation tests, so none was played."
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,47 @@ def rules(limits: GateLimits, *, noise_test: bool = True) -> list[str]:
     ]
 
 
+def conversation_rule(outcomes: list[TestOutcome] | None) -> list[str]:
+    """The conversation tests' rule line: none when they were not played (skipped), else the rule or the note
+    that there are no tests."""
+    if outcomes is None:
+        return []
+    if not outcomes:
+        return [NO_CONVERSATIONS]
+    count = f"{len(outcomes)} saved conversation test{'s' if len(outcomes) != 1 else ''}"
+    return [f"Every saved conversation test passes: the {count} played against the new model in a scratch Rasa "
+            f"with the action server must each do at every turn what the test says (intent, actions, reply kind)."]
+
+
+def conversation_entries(outcomes: list[TestOutcome] | None) -> list[dict[str, Any]]:
+    """One status per saved conversation test: ``pass``, or ``fail`` with the turn where it diverged."""
+    entries: list[dict[str, Any]] = []
+    for outcome in outcomes or []:
+        entry: dict[str, Any] = {"name": outcome.name, "status": PASS if outcome.passed else FAIL,
+                                 "diverged_at": outcome.diverged_at, "differences": [], "text": ""}
+        if not outcome.passed:
+            turn = (outcome.diverged_at or 0) + 1
+            result = next((t for t in outcome.turns if t.index == outcome.diverged_at), None)
+            if outcome.error:
+                entry["text"] = f"Saved conversation test '{outcome.name}' could not be played: {outcome.error}"
+            else:
+                entry["differences"] = list(result.differences) if result else []
+                said = f' ("{result.user}")' if result else ""
+                entry["text"] = (f"Saved conversation test '{outcome.name}' fails at turn {turn}{said}: "
+                                 + "; ".join(entry["differences"] or ["it diverged"]) + ".")
+        entries.append(entry)
+    return entries
+
+
+def conversation_check(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not entries:
+        return []
+    failed = sum(e["status"] == FAIL for e in entries)
+    return [{"rule": "conversations", "passed": len(entries) - failed, "total": len(entries),
+             "status": FAIL if failed else PASS,
+             "text": f"{failed} of {len(entries)} saved conversation tests fail." if failed else ""}]
+
+
 def first_model() -> dict[str, Any]:
     """The decision for a version with nothing before it (version 1, which `make model` trained)."""
     return {"passed": True, "verdict": FIRST, "summary": FIRST_MODEL, "reasons": [], "notes": [], "rules": [],
@@ -121,16 +168,24 @@ def _summary(verdict: str, failures: int, noisy: list[str], limits: GateLimits |
 
 
 def check(new: dict[str, Any], baseline: dict[str, Any] | None, limits: GateLimits,
-          changed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+          changed: list[dict[str, Any]] | None = None,
+          conversations: list[TestOutcome] | None = None) -> dict[str, Any]:
     """The gate's decision for metrics dicts as :class:`bot.training.evaluation.Scores` writes them; ``changed``
     as :func:`bot.training.evaluation.changed_predictions` lists them (None: no noise test).
 
     ``{"passed", "verdict", "summary", "reasons", "notes", "rules", "checks", "intents", "limits"}``: ``reasons``
-    are the texts of the failing checks and intents, ``notes`` those of the intents within noise."""
+    are the texts of the failing checks and intents, ``notes`` those of the intents within noise.
+    ``conversations``: the saved conversation tests played against the new model (None: not played)."""
     noise_test = changed is not None and limits.intent_alpha < 1
+    played = conversation_entries(conversations)
+    conversation_reasons = [e["text"] for e in played if e["status"] == FAIL]
+    all_rules = rules(limits, noise_test=noise_test) + conversation_rule(conversations)
     if not baseline:
-        return {"passed": True, "verdict": NOTHING, "summary": NO_BASELINE, "reasons": [], "notes": [NO_BASELINE],
-                "rules": rules(limits, noise_test=noise_test), "checks": [], "intents": {},
+        verdict = BLOCKED if conversation_reasons else NOTHING
+        summary = _summary(BLOCKED, 1, [], limits) if conversation_reasons else NO_BASELINE
+        return {"passed": not conversation_reasons, "verdict": verdict, "summary": summary,
+                "reasons": conversation_reasons, "notes": [NO_BASELINE], "rules": all_rules,
+                "checks": conversation_check(played), "intents": {}, "conversations": played,
                 "limits": limits.as_dict()}
     checks: list[dict[str, Any]] = []
     before, after = float(baseline["macro_f1"]), float(new["macro_f1"])
@@ -170,13 +225,14 @@ def check(new: dict[str, Any], baseline: dict[str, Any] | None, limits: GateLimi
         (reasons if entry["status"] == FAIL else notes).append(entry["text"])
     checks += held_out_checks(new.get("held_out") or {}, baseline.get("held_out") or {}, limits)
     reasons = [c["text"] for c in checks[:1] if c["status"] == FAIL] + reasons + \
-        [c["text"] for c in checks[1:] if c["status"] == FAIL]
+        [c["text"] for c in checks[1:] if c["status"] == FAIL] + conversation_reasons
+    checks += conversation_check(played)
     failed = [c for c in checks if c["status"] == FAIL] + [e for e in intents.values() if e["status"] == FAIL]
     verdict = BLOCKED if failed else PASSED
     noisy = [name for name, e in intents.items() if e["status"] == NOISE]
     return {"passed": not failed, "verdict": verdict, "summary": _summary(verdict, len(failed), noisy, limits),
-            "reasons": reasons, "notes": notes, "rules": rules(limits, noise_test=noise_test), "checks": checks,
-            "intents": intents, "limits": limits.as_dict()}
+            "reasons": reasons, "notes": notes, "rules": all_rules, "checks": checks, "intents": intents,
+            "conversations": played, "limits": limits.as_dict()}
 
 
 def _check(rule: str, before: float, after: float, worsening: float, limit: float, text: str) -> dict[str, Any]:

@@ -284,6 +284,28 @@ def _evaluate(workspace: Workspace, row_version: int, archive: Path, test_fp: st
     return scores, predictions, out, evaluation.score_held_out(archive, workspace.root, out)
 
 
+def _conversation_tests(version: int, archive: Path, progress: _Progress) -> list[Any]:
+    """Every saved conversation test played against the new archive in a scratch Rasa (bot.convtests.runner);
+    the outcomes are recorded for the model's version and returned for the gate."""
+    from bot.convtests import runner, store
+
+    with session_scope() as session:
+        tests = store.all_tests(session)
+    if not tests:
+        progress.lines.append("no saved conversation tests to play")
+        return []
+    progress.update("conversation tests", 0.96, force=True)
+    started = time.monotonic()
+    outcomes = runner.run_suite(tests, archive, progress=lambda done, total: progress.update(
+        f"conversation tests ({done} of {total})", 0.96 + 0.03 * done / total))
+    failed = sum(not o.passed for o in outcomes)
+    progress.lines.append(f"played {len(outcomes)} saved conversation tests in {time.monotonic() - started:.0f}s: "
+                          f"{len(outcomes) - failed} passed, {failed} failed")
+    with session_scope() as session:
+        store.record_outcomes(session, version, outcomes)
+    return outcomes
+
+
 def run_job(version: int, settings: Settings | None = None,
             export: Callable[[Session, Path], Any] | None = None) -> ModelVersion:
     """The job's work, in the job's process. Ends in state ``ready`` (with metrics and gate) or ``failed``."""
@@ -336,7 +358,9 @@ def run_job(version: int, settings: Settings | None = None,
                     registry.record_baseline_metrics(
                         session, base[0], {**baseline_metrics, "confusion_png": str(base_png)
                                            if base_png.exists() else None}, version)
-            verdict = gate.check(metrics, baseline_metrics or None, limits, changed)
+            conversations = (_conversation_tests(version, archive, progress) if settings.gate_conversation_tests
+                             else None)
+            verdict = gate.check(metrics, baseline_metrics or None, limits, changed, conversations)
             progress.lines.append(f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}; gate "
                                   f"{verdict['verdict'].replace('_', ' ')}")
             progress.update("ready", 1.0, force=True, state=READY, running=None, finished_at=utcnow(),

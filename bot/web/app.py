@@ -44,6 +44,7 @@ from bot.shop.identity import InvalidToken, issue_token, jwt_secret, verify_toke
 from bot.web import docs, pages, security
 from bot.web.admin import router as admin_router
 from bot.web.admin_analytics import router as analytics_router
+from bot.web.admin_convtests import router as admin_convtests_router
 from bot.web.admin_inbox import router as admin_inbox_router
 from bot.web.agent import Inbox
 from bot.web.agent import router as agent_router
@@ -226,6 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(analytics_router)
     app.include_router(admin_inbox_router)
+    app.include_router(admin_convtests_router)
     app.include_router(docs.router(app.title, app.openapi_url or "/openapi.json"))
     segments = SegmentCache()
 

@@ -779,6 +779,18 @@
     oosBtn.addEventListener("click", function () { one({ action: "out_of_scope" }, "marked out of scope"); });
     ignBtn.addEventListener("click", function () { one({ action: "ignore" }, "ignored"); });
     reBtn.addEventListener("click", function () { one({ action: "reopen" }, "reopened"); });
+    if (m.sender_id) {  // the whole conversation as a saved conversation test
+      var testBtn = button("Save as test", "message-save-test");
+      actions.appendChild(testBtn);
+      testBtn.addEventListener("click", function () {
+        var name = window.prompt("Name of the conversation test:", "");
+        if (name === null || !name.trim()) return;
+        clearError();
+        api("POST", "/admin/api/conversation-tests", { conversation_id: m.sender_id, name: name.trim(), origin: "nlu-inbox" })
+          .then(function (saved) { say("Saved the conversation as test \u201c" + saved.name + "\u201d (" + saved.turns.length + " turns)."); })
+          .catch(showError);
+      });
+    }
 
     function reloadCard() {
       return api("GET", "/admin/api/inbox/messages/" + encodeURIComponent(m.id)).then(function (fresh) {

@@ -245,6 +245,29 @@
       mine() ? "Write to the shopper… (Enter sends, Shift+Enter for a new line)" :
       current.status === "queued" ? "Claim the ticket to reply (or tick \u201cInternal note\u201d)." : "Only the agent holding the ticket can reply.";
     renderTransferMenu();
+    renderSaveTest();
+  }
+
+  // A lead can save the ticket's conversation as a conversation test (a lead-only route: agents see no button).
+  function renderSaveTest() {
+    var btn = $("save-test");
+    if (!btn) {
+      btn = el("button", null, "Save as test");
+      btn.type = "button";
+      btn.id = "save-test";
+      btn.setAttribute("data-testid", "save-test");
+      btn.addEventListener("click", function () {
+        if (!current || !current.conversation_id) return;
+        var name = window.prompt("Name of the conversation test:", "");
+        if (name === null || !name.trim()) return;
+        api("POST", "/admin/api/conversation-tests",
+          { conversation_id: current.conversation_id, name: name.trim(), origin: "agent-inbox" })
+          .then(function (saved) { notice("Saved the conversation as test \u201c" + saved.name + "\u201d (" + saved.turns.length + " turns).", true); })
+          .catch(function (err) { notice(err.message); });
+      });
+      $("resolve").parentNode.appendChild(btn);
+    }
+    btn.hidden = !(isLead() && current && current.conversation_id);
   }
 
   function renderTransferMenu() {
