@@ -15,6 +15,9 @@ COPY bot bot
 COPY actions actions
 COPY data/shop_policy.yml data/shop_policy.yml
 COPY data/search_synonyms.yml data/search_synonyms.yml
+# the seed conversation tests that setup-data saves on a fresh install (bot/convtests/seed.py)
+COPY data/conversation_tests data/conversation_tests
+COPY tests/test_stories.yml tests/test_stories.yml
 # The training inputs a lead's training reads and grows (SHOP_TRAINING_ROOT). In compose a named volume
 # is mounted here, and Docker fills it from the image the first time.
 COPY config.yml domain.yml training/

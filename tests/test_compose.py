@@ -125,3 +125,14 @@ def test_console_trainings_run_in_the_trainer_service() -> None:
     assert "FROM app AS trainer" in dockerfile and "RASA_BIN=/opt/rasa-venv/bin/rasa" in dockerfile
     for needed in ("config.yml", "domain.yml", "data/nlu", "tests/nlu_test.yml", "requirements/rasa.lock"):
         assert needed in dockerfile and (ROOT / needed).exists(), needed
+
+
+def test_the_app_image_holds_the_seed_conversation_tests() -> None:
+    """setup-data seeds the conversation tests from these files on a fresh install, in the image too."""
+    from bot.convtests.seed import SEED_FILES
+
+    copied = {line.split()[1] for line in (ROOT / "docker" / "app.Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") and not line.startswith("COPY --")}
+    for path in SEED_FILES:
+        relative = path.relative_to(ROOT)
+        assert str(relative) in copied or str(relative.parent) in copied, relative
