@@ -14,12 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.auth.sessions import AuthSession
 from bot.auth.web import current_session, require_role
 from bot.clock import utcnow
 from bot.config import Settings
+from bot.convtests.models import ConversationTestRow
 from bot.db import session_scope
 from bot.training import activation, gate, jobs, registry
 from bot.training.models import ModelVersion
@@ -88,8 +90,17 @@ def _models(settings: Settings) -> dict[str, Any]:
         active = next((r.version for r in rows if r.active), None)
         running = next((r.version for r in rows if r.running), None)
         limits = gate.GateLimits.from_settings(settings)
+        rules = gate.rules(limits) + (_conversation_rule(session) if settings.gate_conversation_tests else [])
         return {"versions": [registry.summary(r) for r in rows], "active": active, "running": running,
-                "gate": {**limits.as_dict(), "rules": gate.rules(limits)}}
+                "gate": {**limits.as_dict(), "rules": rules, "conversation_tests": settings.gate_conversation_tests}}
+
+
+def _conversation_rule(session: Session) -> list[str]:
+    """The saved conversation tests' rule as the next training applies it (``SHOP_GATE_CONVERSATION_TESTS``)."""
+    saved = session.scalar(select(func.count()).select_from(ConversationTestRow)) or 0
+    return [f"Every saved conversation test passes: each ({saved} saved now) is played against the new model in a "
+            f"scratch Rasa with the action server and must do at every turn what it says (intent, actions, reply "
+            f"kind); one that fails blocks the model."]
 
 
 @router.get("/admin/api/models")

@@ -46,6 +46,7 @@ from bot.web.admin import router as admin_router
 from bot.web.admin_analytics import router as analytics_router
 from bot.web.admin_convtests import router as admin_convtests_router
 from bot.web.admin_inbox import router as admin_inbox_router
+from bot.web.admin_topics import router as admin_topics_router
 from bot.web.agent import Inbox
 from bot.web.agent import router as agent_router
 from bot.web.hub import Hub, RedisHub, conversation_topic
@@ -227,6 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(analytics_router)
     app.include_router(admin_inbox_router)
+    app.include_router(admin_topics_router)
     app.include_router(admin_convtests_router)
     app.include_router(docs.router(app.title, app.openapi_url or "/openapi.json"))
     segments = SegmentCache()

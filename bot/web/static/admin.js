@@ -1,6 +1,7 @@
 /*
  * Lead console: the NLU inbox (filter, group, label in bulk or one message at a time, mark entities)
- * and the model registry (train, follow the job, compare with the baseline, activate or roll back).
+ * and the model registry (train, follow the job, compare with the baseline, activate or roll back),
+ * with the saved conversation tests and their last result per model version.
  * Views are hash routes (#inbox, #models). Everything that comes from shoppers or the server is
  * rendered with textContent / createElement; state changes are JSON POSTs with the CSRF header.
  */
@@ -870,6 +871,7 @@
       if (lastRunning !== null && running !== lastRunning) {
         // A job just ended: its result and the pending count have changed.
         loadLabels();
+        loadConvTests();
         if (modelDetail && modelDetail.version === lastRunning) openModel(lastRunning, false);
         say("Version " + lastRunning + " finished training.");
       } else if (running !== null && running !== undefined && modelDetail && modelDetail.version === running) {
@@ -1066,6 +1068,8 @@
         notes.forEach(function (r) { nl.appendChild(el("li", null, "Within noise: " + r)); });
         gateBox.appendChild(nl);
       }
+      var conversations = conversationGate(g);
+      if (conversations) gateBox.appendChild(conversations);
       if (g.rules && g.rules.length) {
         var applied = el("details", "rules-applied");
         applied.appendChild(el("summary", "muted small", "Rules applied to this version"));
@@ -1261,9 +1265,340 @@
   $("activate-form").addEventListener("submit", function (ev) { ev.preventDefault(); activate(); });
   $("rollback").addEventListener("click", activate);
 
+  // ------------------------------------------------------------------ saved conversation tests
+  // The list under the registry (GET /admin/api/conversation-tests: each test with its last result per model
+  // version and the stored turn results) and the gate panel's per-test rows (the decision's ``conversations``).
+
+  var CONV_FIELDS = [["intent", "Intent"], ["actions", "Actions"], ["reply", "Reply"]];
+
+  function loadConvTests() {
+    return api("GET", "/admin/api/conversation-tests").then(function (data) {
+      renderConvTests(data.tests || []);
+    }).catch(showError);
+  }
+
+  function convVersions(results) {
+    return Object.keys(results || {}).map(Number).filter(function (n) { return isFinite(n); })
+      .sort(function (a, b) { return b - a; });
+  }
+
+  function convResultLabel(r) {
+    if (r.passed) return "passed";
+    if (r.error) return "could not be played";
+    return typeof r.diverged_at === "number" ? "failed at turn " + (r.diverged_at + 1) : "failed";
+  }
+
+  function renderConvTests(tests) {
+    $("convtests-total").textContent = tests.length ? String(tests.length) : "";
+    $("convtests-empty").hidden = tests.length > 0;
+    var list = $("convtests-list");
+    clear(list);
+    tests.forEach(function (t) { list.appendChild(convTestItem(t)); });
+  }
+
+  function convTestItem(t) {
+    var li = el("li", "convtest");
+    testid(li, "convtest");
+    li.setAttribute("data-name", t.name);
+    var head = el("div", "convtest-head");
+    head.appendChild(testid(el("span", "convtest-name", t.name), "convtest-name"));
+    head.appendChild(el("span", "muted", plural((t.turns || []).length, "turn") + (t.source ? " \u00b7 from " + t.source : "")));
+    li.appendChild(head);
+    var versions = convVersions(t.results);
+    if (!versions.length) {
+      li.appendChild(testid(el("p", "muted small", "Not played against any model yet."), "convtest-never"));
+      return li;
+    }
+    var ul = el("ul", "convtest-results");
+    versions.forEach(function (v) {
+      var r = t.results[String(v)];
+      var b = el("span", "badge " + (r.passed ? "ok" : "bad"), "v" + v + ": " + convResultLabel(r));
+      testid(b, "convtest-result");
+      b.setAttribute("data-version", String(v));
+      b.setAttribute("data-status", r.passed ? "passed" : "failed");
+      if (r.ran_at) b.setAttribute("title", "played " + when(r.ran_at));
+      var item = el("li");
+      item.appendChild(b);
+      ul.appendChild(item);
+    });
+    li.appendChild(ul);
+    versions.forEach(function (v) {
+      var r = t.results[String(v)];
+      if (!r.passed) li.appendChild(convTurnDiff(v, r));
+    });
+    return li;
+  }
+
+  function convValue(field, value) {
+    if (field === "actions") return value && value.length ? value.join(", ") : "none";
+    if (field === "reply") return value ? String(value).replace(/_/g, " ") : "none";
+    return value || "none";
+  }
+
+  // The turn where a failed test diverged: what the shopper said, and expected against got per field; a field
+  // the test does not check says so, and the fields the runner named as different are marked.
+  function convTurnDiff(version, r) {
+    var box = el("div", "turn-diff");
+    testid(box, "turn-diff");
+    box.setAttribute("data-version", String(version));
+    var turn = null;
+    (r.turns || []).forEach(function (x) { if (x.index === r.diverged_at) turn = x; });
+    var n = typeof r.diverged_at === "number" ? r.diverged_at + 1 : null;
+    var said = el("p", null, "Version " + version + (n ? ", turn " + n : "") + ": ");
+    testid(said, "turn-said");
+    if (turn) said.appendChild(document.createTextNode("the shopper said \u201c" + turn.user + "\u201d"));
+    box.appendChild(said);
+    if (r.error) box.appendChild(testid(el("p", null, r.error), "turn-error"));
+    if (!turn) return box;
+    var expected = turn.expected || {};
+    var differences = turn.differences || [];
+    var t = el("table");
+    var hr = el("tr");
+    ["", "Expected", "Got"].forEach(function (h) { var th = el("th", null, h); th.scope = "col"; hr.appendChild(th); });
+    var thead = el("thead");
+    thead.appendChild(hr);
+    t.appendChild(thead);
+    var tb = el("tbody");
+    CONV_FIELDS.forEach(function (f) {
+      var differs = differences.some(function (d) { return String(d).indexOf(f[0] + ":") === 0; });
+      var want = expected[f[0]];
+      var checked = f[0] === "actions" ? !!(want && want.length) : want !== null && want !== undefined;
+      var tr = el("tr", differs ? "differs" : "");
+      testid(tr, "diff-row");
+      tr.setAttribute("data-field", f[0]);
+      tr.setAttribute("data-differs", differs ? "yes" : "no");
+      var th = el("th", null, f[1]);
+      th.scope = "row";
+      tr.appendChild(th);
+      tr.appendChild(el("td", checked ? null : "muted", checked ? convValue(f[0], want) : "not checked"));
+      tr.appendChild(el("td", null, convValue(f[0], turn[f[0]])));
+      tb.appendChild(tr);
+    });
+    t.appendChild(tb);
+    box.appendChild(t);
+    return box;
+  }
+
+  // The gate decision's conversation rule and one row per saved test (bot/training/gate.py ``conversations``);
+  // nothing when the tests were not played for this version.
+  function conversationGate(g) {
+    var list = g.conversations;
+    if (!list) return null;
+    var check = null;
+    (g.checks || []).forEach(function (c) { if (c.rule === "conversations") check = c; });
+    var failed = list.filter(function (e) { return e.status === "fail"; }).length;
+    var blocks = check ? check.status === "fail" : failed > 0;
+    var box = el("div", "gate-conversations");
+    testid(box, "gate-conversations");
+    var head = el("p", null, "Saved conversation tests: ");
+    head.appendChild(testid(el("span", "badge " + (!list.length ? "muted-badge" : blocks ? "bad" : "ok"),
+      !list.length ? "none saved" : blocks ? "blocks" : "passed"), "gate-conversation-rule"));
+    if (list.length) head.appendChild(document.createTextNode(" " + (list.length - failed) + " of " + list.length + " passed"));
+    box.appendChild(head);
+    var ul = el("ul");
+    list.forEach(function (e) {
+      var fails = e.status === "fail";
+      var li = el("li", fails ? "fail" : "pass");
+      testid(li, "gate-conversation");
+      li.setAttribute("data-name", e.name);
+      li.setAttribute("data-status", e.status);
+      li.appendChild(el("span", "badge " + (fails ? "bad" : "ok"), fails ? (typeof e.diverged_at === "number" ?
+        "fails at turn " + (e.diverged_at + 1) : "fails") : "passed"));
+      li.appendChild(document.createTextNode(" " + (fails && e.text ? e.text : e.name)));
+      ul.appendChild(li);
+    });
+    box.appendChild(ul);
+    return box;
+  }
+
+  // ------------------------------------------------------------------ topics
+
+  var topicsScope = "all";
+  var topicsData = null;   // last GET /admin/api/topics
+  var topicsTimer = null;
+
+  function pct(x) { return typeof x === "number" && isFinite(x) ? Math.round(x * 100) + " %" : "\u2014"; }
+
+  function trendSvg(perDay) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    var w = 8, h = 24, max = 1;
+    perDay.forEach(function (d) { if (d.count > max) max = d.count; });
+    svg.setAttribute("width", String(Math.max(perDay.length, 1) * w));
+    svg.setAttribute("height", String(h));
+    svg.setAttribute("class", "topic-trend");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "Messages per day: " + perDay.map(function (d) { return d.day + " " + d.count; }).join(", "));
+    perDay.forEach(function (d, i) {
+      var r = document.createElementNS(ns, "rect");
+      var bh = Math.max(1, Math.round(d.count / max * h));
+      r.setAttribute("x", String(i * w + 1));
+      r.setAttribute("y", String(h - bh));
+      r.setAttribute("width", String(w - 2));
+      r.setAttribute("height", String(bh));
+      svg.appendChild(r);
+    });
+    return svg;
+  }
+
+  function topicCard(t) {
+    var card = el("article", "card topic-card" + (t.out_of_scope ? " topic-oos" : ""));
+    testid(card, "topic-card");
+    card.setAttribute("data-topic-id", String(t.id));
+    var head = el("h3", "topic-name", t.name);
+    head.appendChild(el("span", "count", " " + plural(t.size, "message")));
+    if (t.out_of_scope) head.appendChild(el("span", "badge", "out of scope"));
+    card.appendChild(head);
+    var trend = el("p", "topic-stats");
+    trend.appendChild(trendSvg(t.per_day));
+    trend.appendChild(document.createTextNode(" " + t.per_day.map(function (d) { return d.day.slice(5) + ": " + d.count; }).join(" \u00b7 ")));
+    card.appendChild(trend);
+    card.appendChild(el("p", "topic-stats", "Containment " + pct(t.containment_rate) + " \u00b7 escalation " +
+      pct(t.escalation_rate) + " \u00b7 rating " + num(t.average_rating, 1) + " \u00b7 " + plural(t.conversations, "conversation")));
+    var today = Object.keys(t.intents_today || {});
+    card.appendChild(el("p", "topic-stats", "Intents today: " + (today.length ? today.map(function (k) {
+      return k + " (" + t.intents_today[k] + ")"; }).join(", ") : "none")));
+    var reps = el("ul", "topic-reps");
+    t.representatives.forEach(function (r) { reps.appendChild(el("li", null, r)); });
+    card.appendChild(el("h4", null, "Representative messages"));
+    card.appendChild(reps);
+
+    var members = el("ul", "topic-members");
+    t.members.forEach(function (m) {
+      var li = el("li");
+      var label = el("label");
+      var box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = String(m.id);
+      testid(box, "topic-member");
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(" " + m.text + " "));
+      label.appendChild(el("span", "muted", m.intent + (m.status !== "open" ? " \u2192 " + (m.label || STATUSES[m.status] || m.status) : "")));
+      li.appendChild(label);
+      members.appendChild(li);
+    });
+    card.appendChild(el("h4", null, "Messages (" + t.members_shown + " of " + t.size + ")"));
+    card.appendChild(members);
+
+    var bar = el("div", "topic-actions");
+    var pick = document.createElement("select");
+    testid(pick, "topic-intent");
+    pick.setAttribute("aria-label", "Intent");
+    pick.appendChild(el("option", null, "Pick an intent\u2026")).value = "";
+    (topicsData.intents || []).forEach(function (name) { pick.appendChild(el("option", null, name)).value = name; });
+    var fresh = document.createElement("input");
+    fresh.type = "text";
+    fresh.placeholder = "or a new intent";
+    fresh.setAttribute("aria-label", "New intent");
+    testid(fresh, "topic-new-intent");
+    var labelBtn = button("Label selected as\u2026", "topic-label", "primary");
+    labelBtn.addEventListener("click", function () {
+      var ids = Array.prototype.map.call(members.querySelectorAll("input:checked"), function (b) { return Number(b.value); });
+      var name = fresh.value.trim() || pick.value;
+      if (!ids.length) { showError({ message: "Select at least one message." }); return; }
+      if (!name) { showError({ message: "Pick an intent or type a new one." }); return; }
+      if (fresh.value.trim() && !NEW_INTENT.test(name)) {
+        showError({ message: "A new intent's name has 2 to 48 characters: lower-case letters, digits and _, starting with a letter." });
+        return;
+      }
+      api("POST", "/admin/api/topics/" + t.id + "/label", { message_ids: ids, intent: name, new_intent: !!fresh.value.trim() })
+        .then(function (r) { say(plural(r.updated, "message") + " labelled " + name + "."); loadTopics(); }).catch(showError);
+    });
+    var oos = button("Out of scope", "topic-out-of-scope");
+    oos.addEventListener("click", function () {
+      api("POST", "/admin/api/topics/" + t.id + "/out-of-scope", {})
+        .then(function (r) { say("Topic marked out of scope (" + plural(r.updated, "message") + ")."); loadTopics(); }).catch(showError);
+    });
+    bar.appendChild(pick);
+    bar.appendChild(fresh);
+    bar.appendChild(labelBtn);
+    bar.appendChild(oos);
+    card.appendChild(bar);
+
+    var form = el("form", "topic-knowledge");
+    testid(form, "topic-knowledge");
+    form.appendChild(el("h4", null, "Add knowledge entry"));
+    function field(labelText, node) {
+      var l = el("label", null, labelText + " ");
+      l.appendChild(node);
+      form.appendChild(l);
+      return node;
+    }
+    var key = document.createElement("input");
+    key.required = true;
+    key.pattern = "[a-z][a-z0-9_]{1,47}";
+    field("Key", key);
+    var title = document.createElement("input");
+    field("Label", title);
+    var answer = document.createElement("textarea");
+    answer.required = true;
+    answer.rows = 3;
+    field("Answer", answer);
+    var examples = document.createElement("textarea");
+    examples.rows = 3;
+    examples.value = t.representatives.join("\n");
+    field("Questions (one a line)", examples);
+    var add = el("button", "primary", "Add to the policy file");
+    add.type = "submit";
+    form.appendChild(add);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var qs = examples.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
+      api("POST", "/admin/api/topics/" + t.id + "/knowledge",
+        { topic_key: key.value.trim(), label: title.value.trim(), answer: answer.value, examples: qs })
+        .then(function (r) { say("Knowledge entry " + r.topic_key + " added to the policy file."); form.reset(); }).catch(showError);
+    });
+    card.appendChild(form);
+    return card;
+  }
+
+  function renderTopics() {
+    var box = $("topics-list");
+    clear(box);
+    var list = topicsData ? topicsData.topics : [];
+    $("topics-total").textContent = topicsData ? "(" + list.length + ")" : "";
+    if (!list.length) {
+      box.appendChild(el("p", "muted", "No topics yet for this scope: recluster to build them."));
+      return;
+    }
+    list.forEach(function (t) { box.appendChild(topicCard(t)); });
+  }
+
+  function loadTopics() {
+    api("GET", "/admin/api/topics?scope=" + encodeURIComponent(topicsScope) + "&members=50")
+      .then(function (data) { topicsData = data; renderTopics(); }).catch(showError);
+  }
+
+  function showJob(job) {
+    var p = $("topics-job");
+    if (!job || job.state === "idle") { p.textContent = ""; return; }
+    var text = "Recluster (" + job.scope + "): " + job.state + " \u2014 " + job.stage + " (" + job.done + "/" + job.total + ")";
+    if (job.error) text += " " + job.error;
+    p.textContent = text;
+    $("topics-progress").max = job.total;
+    $("topics-progress").value = job.done;
+  }
+
+  function pollTopicsJob() {
+    if (topicsTimer) { window.clearTimeout(topicsTimer); topicsTimer = null; }
+    api("GET", "/admin/api/topics/job").then(function (job) {
+      showJob(job);
+      if (job.state === "running") topicsTimer = window.setTimeout(pollTopicsJob, 1000);
+      else if (job.state === "done" && job.scope === topicsScope) loadTopics();
+    }).catch(showError);
+  }
+
+  $("topics-scope").addEventListener("change", function () { topicsScope = $("topics-scope").value; loadTopics(); });
+  $("topics-recluster").addEventListener("click", function () {
+    api("POST", "/admin/api/topics/recluster", { scope: topicsScope }).then(function (job) {
+      showJob(job);
+      pollTopicsJob();
+    }).catch(showError);
+  });
+
   // ------------------------------------------------------------------ views, start
 
-  function currentView() { return location.hash === "#models" ? "models" : "inbox"; }
+  function currentView() { return location.hash === "#models" ? "models" : location.hash === "#topics" ? "topics" : "inbox"; }
 
   var loaded = { inbox: false };
 
@@ -1271,14 +1606,19 @@
     var view = currentView();
     $("view-inbox").hidden = view !== "inbox";
     $("view-models").hidden = view !== "models";
-    [["inbox", "nav-inbox"], ["models", "nav-models"]].forEach(function (pair) {
+    $("view-topics").hidden = view !== "topics";
+    [["inbox", "nav-inbox"], ["models", "nav-models"], ["topics", "nav-topics"]].forEach(function (pair) {
       if (pair[0] === view) $(pair[1]).setAttribute("aria-current", "page");
       else $(pair[1]).removeAttribute("aria-current");
     });
-    document.title = (view === "models" ? "Models" : "NLU inbox") + " \u00b7 Lead console";
+    document.title = (view === "models" ? "Models" : view === "topics" ? "Topics" : "NLU inbox") + " \u00b7 Lead console";
     if (!me) return;
-    if (view === "models") {
+    if (view === "topics") {
+      loadTopics();
+      pollTopicsJob();
+    } else if (view === "models") {
       loadLabels();
+      loadConvTests();
       loadModels();
     } else {
       if (pollTimer) { window.clearTimeout(pollTimer); pollTimer = null; }
