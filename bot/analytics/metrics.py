@@ -374,3 +374,51 @@ def compute_all(events: Iterable[RasaEvent], tickets: Iterable[TicketRow], since
         "satisfaction": satisfaction(rows, period),
         "sentiment": sentiment(within),
     }
+
+
+# --------------------------------------------------------------------------- one row per conversation
+
+
+def conversation_rows(events: Sequence[RasaEvent], tickets: Sequence[TicketRow], period: Period,
+                      limit: int) -> dict[str, Any]:
+    """The ``limit`` conversations of the period that started last (newest first), each with its start, last
+    shopper message, shopper messages (typed and fallbacks), whether it was handed off (with the ticket's
+    reason) and the latest 1-5 rating of its tickets. No message text: ids, times and counts only."""
+    within = in_period(events, period)
+    first = first_messages(within)
+    found = handoffs(within)
+    last: dict[str, float] = {}
+    messages: Counter[str] = Counter()
+    typed: Counter[str] = Counter()
+    fell: Counter[str] = Counter()
+    for event in within:
+        if not is_shopper_message(event):
+            continue
+        sender = event.sender_id
+        messages[sender] += 1
+        last[sender] = max(last.get(sender, event.timestamp), event.timestamp)
+        if is_typed(event):
+            typed[sender] += 1
+            fell[sender] += intent_of(event) == FALLBACK_INTENT
+    by_conversation: dict[str, list[TicketRow]] = defaultdict(list)
+    for ticket in tickets:
+        by_conversation[ticket.conversation_id].append(ticket)
+    newest = sorted(first, key=lambda s: (-first[s], s))[:max(limit, 0)]
+    rows = []
+    for sender in newest:
+        own = by_conversation.get(sender, [])
+        ticket = ticket_for(sender, found[sender], own) if sender in found else None
+        rated = [t for t in own if t.rating is not None and 1 <= t.rating <= 5 and t.rated_at is not None]
+        rating = max(rated, key=lambda t: t.rated_at or t.created_at).rating if rated else None
+        rows.append({"conversation_id": sender, "started_at": _iso(first[sender]), "last_at": _iso(last[sender]),
+                     "shopper_messages": messages[sender], "typed_messages": typed[sender],
+                     "fallback_messages": fell[sender], "handed_off": sender in found,
+                     "reason": (ticket.reason or UNKNOWN_REASON) if ticket is not None else
+                     (UNKNOWN_REASON if sender in found else None),
+                     "rating": rating})
+    return {"since": period.since.isoformat(), "until": period.until.isoformat(), "total": len(first),
+            "limit": limit, "conversations": rows}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -52,3 +52,15 @@ def report(tracker_url: str, database_url: str, period: Period) -> dict[str, Any
     with session_scope(database_url) as session:
         tickets = ticket_rows(session, period, handed_off)
     return metrics.compute_all(events, tickets, period.since, period.until)
+
+
+def conversations(tracker_url: str, database_url: str, period: Period, limit: int) -> dict[str, Any]:
+    """The ``limit`` latest conversations of the period (``metrics.conversation_rows``), read from the stores."""
+    events = list(relevant_events(tracker_url, period))
+    newest = metrics.conversation_rows(events, [], period, limit)
+    ids = [row["conversation_id"] for row in newest["conversations"]]
+    if not ids:
+        return newest
+    with session_scope(database_url) as session:
+        tickets = [_row(t) for t in session.scalars(select(Ticket).where(Ticket.conversation_id.in_(ids)))]
+    return metrics.conversation_rows(events, tickets, period, limit)

@@ -2,7 +2,9 @@
 
 ``GET /admin/api/analytics?since=YYYY-MM-DD&until=YYYY-MM-DD`` (default: the last 30 days up to today,
 UTC, ``until`` inclusive) answers every figure of ``bot.analytics.metrics.compute_all``;
-``GET /admin/analytics/{figure}.csv`` the same period's figure as a CSV download. Lead role only.
+``GET /admin/analytics/{figure}.csv`` the same period's figure as a CSV download;
+``GET /admin/api/analytics/conversations?since=&until=&limit=`` the period's latest conversations (ids, times
+and counts, no message text), which the page lists with a "Save as test" button. Lead role only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ FORBIDDEN_PAGE = """<!doctype html>
 router = APIRouter(tags=["lead"], responses=AUTH_RESPONSES)  # the pages are left out of the schema
 Lead = Annotated[AuthSession, Depends(require_role(LEAD))]
 Day = Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD (UTC)")]
+MAX_CONVERSATIONS = 200
+Limit = Annotated[int, Query(ge=1, le=MAX_CONVERSATIONS, description="How many conversations, newest first.")]
 
 
 def _period(since: str | None, until: str | None) -> Period:
@@ -82,6 +86,17 @@ async def analytics(request: Request, auth: Lead, since: Day = None, until: Day 
     report = await _report(request, _period(since, until))
     report["figures"] = list(FIGURES)
     return report
+
+
+@router.get("/admin/api/analytics/conversations", responses={400: {"description": "A bad period (`since`, `until`)."}})
+async def analytics_conversations(request: Request, auth: Lead, since: Day = None, until: Day = None,
+                                  limit: Limit = 50) -> dict[str, Any]:
+    """The period's conversations that started last (newest first, at most ``limit``): the sender id, its first
+    and last shopper message's time, its shopper messages (typed, fallbacks), whether it was handed to a person
+    (and the ticket's reason) and its latest rating; ``total`` counts every conversation of the period."""
+    period = _period(since, until)
+    settings: Settings = request.app.state.settings
+    return await asyncio.to_thread(source.conversations, settings.tracker_url, settings.database_url, period, limit)
 
 
 @router.get("/admin/analytics/{figure}.csv", response_class=Response, responses={

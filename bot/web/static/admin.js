@@ -788,7 +788,7 @@
         if (name === null || !name.trim()) return;
         clearError();
         api("POST", "/admin/api/conversation-tests", { conversation_id: m.sender_id, name: name.trim(), origin: "nlu-inbox" })
-          .then(function (saved) { say("Saved the conversation as test \u201c" + saved.name + "\u201d (" + saved.turns.length + " turns)."); })
+          .then(function (saved) { say("Saved the conversation as test \u201c" + saved.name + "\u201d (" + saved.turns.length + (saved.turns.length === 1 ? " turn)." : " turns).")); })
           .catch(showError);
       });
     }

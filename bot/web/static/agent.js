@@ -262,7 +262,7 @@
         if (name === null || !name.trim()) return;
         api("POST", "/admin/api/conversation-tests",
           { conversation_id: current.conversation_id, name: name.trim(), origin: "agent-inbox" })
-          .then(function (saved) { notice("Saved the conversation as test \u201c" + saved.name + "\u201d (" + saved.turns.length + " turns).", true); })
+          .then(function (saved) { notice("Saved the conversation as test \u201c" + saved.name + "\u201d (" + saved.turns.length + (saved.turns.length === 1 ? " turn)." : " turns)."), true); })
           .catch(function (err) { notice(err.message); });
       });
       $("resolve").parentNode.appendChild(btn);

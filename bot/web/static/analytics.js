@@ -42,12 +42,12 @@
 
   // ------------------------------------------------------------------ HTTP
 
-  function api(method, path) {
+  function api(method, path, body) {
     var opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
     if (method !== "GET") {
       opts.headers["Content-Type"] = "application/json";
       opts.headers["X-CSRF-Token"] = csrf;
-      opts.body = "{}";
+      opts.body = JSON.stringify(body || {});
     }
     return fetch(path, opts).then(function (r) {
       if (r.status === 401) { window.location.assign(LOGIN); throw new Error("Your session has ended."); }
@@ -335,6 +335,89 @@
     });
   }
 
+  // ------------------------------------------------------------------ latest conversations
+  // GET /admin/api/analytics/conversations: ids, times, counts and outcome (no message text); each row can be
+  // saved as a conversation test (POST /admin/api/conversation-tests, origin "analytics").
+
+  var RECENT = 50;
+
+  function recentNotice(text, ok) {
+    var box = $("recent-notice");
+    box.textContent = text || "";
+    box.className = "notice" + (ok ? " ok" : " error");
+    box.hidden = !text;
+  }
+
+  function timeText(iso) { return iso ? iso.replace("T", " ").replace("Z", "") : "–"; }
+
+  function saveAsTest(conversationId) {
+    var name = window.prompt("Name of the conversation test:", "");
+    if (name === null || !name.trim()) return;
+    recentNotice("");
+    api("POST", "/admin/api/conversation-tests", { conversation_id: conversationId, name: name.trim(), origin: "analytics" })
+      .then(function (saved) {
+        recentNotice("Saved the conversation as test \u201c" + saved.name + "\u201d (" +
+                     plural(saved.turns.length, "turn", "turns") + ").", true);
+      })
+      .catch(function (err) { recentNotice(err.message); });
+  }
+
+  function renderRecent(data) {
+    var box = document.querySelector("[data-role=recent]");
+    box.textContent = "";
+    $("recent-total").textContent = data.total > data.conversations.length ?
+      num(data.conversations.length) + " of " + plural(data.total, "conversation", "conversations") :
+      plural(data.total, "conversation", "conversations");
+    if (!data.conversations.length) return empty(box, "No conversations in this period.");
+    var t = el("table", "numbers recent");
+    var head = el("tr");
+    ["Conversation", "Started (UTC)", "Last message (UTC)", "Shopper messages", "Fallbacks", "Outcome", "Rating", ""]
+      .forEach(function (h) { var th = el("th", null, h); th.scope = "col"; head.appendChild(th); });
+    var thead = el("thead");
+    thead.appendChild(head);
+    t.appendChild(thead);
+    var body = el("tbody");
+    data.conversations.forEach(function (c) {
+      var tr = el("tr");
+      tr.setAttribute("data-testid", "conversation-row");
+      tr.setAttribute("data-conversation-id", c.conversation_id);
+      var id = el("td", "conversation-id", c.conversation_id);
+      id.title = c.conversation_id;
+      tr.appendChild(id);
+      tr.appendChild(el("td", null, timeText(c.started_at)));
+      tr.appendChild(el("td", null, timeText(c.last_at)));
+      tr.appendChild(el("td", null, num(c.shopper_messages) + (c.typed_messages !== c.shopper_messages ?
+        " (" + num(c.typed_messages) + " typed)" : "")));
+      tr.appendChild(el("td", c.fallback_messages ? "warn" : null, num(c.fallback_messages)));
+      var outcome = el("td", c.handed_off ? "warn" : "good",
+                       c.handed_off ? "Handed off: " + (REASONS[c.reason] || c.reason) : "Contained");
+      outcome.setAttribute("data-testid", "conversation-outcome");
+      tr.appendChild(outcome);
+      tr.appendChild(el("td", null, c.rating ? c.rating + " / 5" : "–"));
+      var cell = el("td");
+      var btn = el("button", null, "Save as test");
+      btn.type = "button";
+      btn.setAttribute("data-testid", "conversation-save-test");
+      btn.setAttribute("aria-label", "Save conversation " + c.conversation_id + " as a test");
+      btn.addEventListener("click", function () { saveAsTest(c.conversation_id); });
+      cell.appendChild(btn);
+      tr.appendChild(cell);
+      body.appendChild(tr);
+    });
+    t.appendChild(body);
+    box.appendChild(t);
+  }
+
+  function loadRecent(since, until, ticket) {
+    var query = "?since=" + encodeURIComponent(since) + "&until=" + encodeURIComponent(until) + "&limit=" + RECENT;
+    return api("GET", "/admin/api/analytics/conversations" + query).then(function (data) {
+      if (ticket !== loading) return;
+      renderRecent(data);
+    }).catch(function (err) {
+      if (ticket === loading) recentNotice(err.message);
+    });
+  }
+
   // ------------------------------------------------------------------ period
 
   function isoDay(d) { return d.toISOString().slice(0, 10); }
@@ -352,6 +435,8 @@
       $("until").value = report.until;
       window.history.replaceState(null, "", "/admin/analytics?since=" + report.since + "&until=" + report.until);
       render(report);
+      recentNotice("");
+      loadRecent(report.since, report.until, ticket);
       $("status").textContent = "Showing " + report.since + " to " + report.until + " (UTC).";
       document.body.setAttribute("data-loaded", report.since + "/" + report.until);
     }).catch(function (err) {
