@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.rasa_events import last_event_id
+from bot.topics.clustering import NOISE, nearest_within
 from bot.topics.embedding import embed
 from bot.topics.messages import ShopperMessage, check_scope, shopper_messages
 from bot.topics.models import Topic, TopicRun
@@ -41,14 +42,10 @@ def nearest_topics(vectors: np.ndarray, topics: list[Topic]) -> list[tuple[Topic
     """Per row its nearest topic and the cosine distance, or ``(None, distance)`` beyond that topic's radius."""
     if not topics or len(vectors) == 0:
         return [(None, 1.0) for _ in range(len(vectors))]
-    centres = np.asarray([t.centroid for t in topics], dtype=np.float32)
-    distances = 1.0 - vectors @ centres.T
-    best = distances.argmin(1)
-    out: list[tuple[Topic | None, float]] = []
-    for row, column in enumerate(best):
-        d = float(distances[row, column])
-        out.append((topics[column] if d <= topics[column].radius else None, d))
-    return out
+    best, distances = nearest_within(vectors, np.asarray([t.centroid for t in topics], dtype=np.float32),
+                                     np.asarray([t.radius for t in topics], dtype=np.float64))
+    return [(topics[int(column)] if column != NOISE else None, float(d))
+            for column, d in zip(best, distances, strict=True)]
 
 
 def assign_new(session: Session, tracker_url: str, scope: str, threshold: float) -> AssignResult:
