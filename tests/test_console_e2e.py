@@ -1,11 +1,15 @@
 """The lead console end to end, on the real stack (Rasa, action server, gateway), with no restart.
 
 1. The live bot misunderstands two slangy questions about shipping to Canada while another shopper is in the
-   middle of the order-tracking form.
-2. A lead finds the messages in the NLU inbox (Chromium) and labels them ``delivery_options``.
+   middle of the order-tracking form; a dozen shoppers ask about gift wrapping, a subject the bot has no intent for.
+2. A lead finds the messages in the NLU inbox (Chromium) and labels them ``delivery_options``; in the Topics tab
+   the lead reclusters, finds the gift-wrapping topic and labels its messages to a new intent ``gift_wrapping``
+   (issue 18), and saves two conversations as tests.
 3. The lead starts a training in the console; the job trains a new model (with the cached sentence
-   embeddings), evaluates it on the held-out sets and the gate passes; the lead activates it (Rasa's ``PUT /model``).
-4. The form in progress continues on the new model, and the live bot now answers the message right.
+   embeddings), evaluates it on the held-out sets, plays the saved conversation tests against it in a scratch
+   Rasa, and the gate passes; the version's gate panel shows both tests passed; the lead activates it (Rasa's
+   ``PUT /model``).
+4. The form in progress continues on the new model, and the live bot now answers the messages right.
 Then the gate refuses a worse model, an override needs a reason, and a rollback restores version 1.
 The training inputs are a copy (``SHOP_TRAINING_ROOT``, see conftest), never the repository's data.
 """
@@ -18,12 +22,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from bot.auth import users
+from bot.convtests import store as convstore
 from bot.db import session_scope
 from bot.shop.models import SHIPPED
 from bot.training import jobs, rasa_model, registry
@@ -37,6 +43,13 @@ PASSWORD = "a long enough lead password"
 # Not in any test set; the model `make model` trains calls the first out of scope and falls back on the second.
 MISUNDERSTOOD = ["can u lot post stuff up north to canuck land?", "ever send things up north to canucks?"]
 NOT_UNDERSTOOD = ("outside what I can help with", "didn't quite get that")
+# A new subject: no intent or knowledge entry covers it (the encoder puts these twelve in one topic).
+GIFT_WRAP = ["can you gift wrap my order", "do you do gift wrapping", "is gift wrapping available",
+             "could you wrap it as a present", "can the parcel come gift wrapped", "how much is gift wrap",
+             "i want my order wrapped as a gift please", "can you wrap the jacket as a birthday present",
+             "do you offer gift wrap at checkout", "can i add gift wrapping to my order",
+             "please gift wrap the boots", "is there gift wrapping for christmas presents"]
+NEW_INTENT = "gift_wrapping"
 JOB_TIMEOUT_S = 1800.0
 
 
@@ -110,10 +123,14 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
         chat.say(text)
         assert understood(stack, chat.id) != "delivery_options"
         confused.append(chat)
+    for text in GIFT_WRAP:
+        Chat(stack).say(text)
     owner = Shopper([SHIPPED])
     number = owner.numbers[SHIPPED]
     guest = Chat(stack)
     assert "order number" in guest.say("where is my order").lower()
+    greeted = Chat(stack)
+    greeted.say("hi there")
 
     # 2. The lead finds both messages in the inbox and labels them.
     context, page = log_in(browser, stack, lead)
@@ -135,6 +152,36 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
             NluLabelEvent.message_id.in_([m.id for m in labelled]))).all()
         assert authors == ["Lee Lead", "Lee Lead"]
 
+    # 2b. Topics: the lead reclusters, finds the new subject and labels its messages to a new intent.
+    page.get_by_test_id("nav-topics").click()
+    expect(page.get_by_test_id("view-topics")).to_be_visible()
+    page.get_by_test_id("topics-recluster").click()
+    card = page.get_by_test_id("topic-card").filter(has=page.locator("h3.topic-name", has_text="wrap"))
+    expect(card).to_have_count(1, timeout=240_000)
+    expect(page.get_by_test_id("topics-job")).to_contain_text("done")
+    for text in GIFT_WRAP:
+        box = card.locator("li").filter(has_text=text).get_by_test_id("topic-member")
+        expect(box).to_have_count(1)
+        box.check()
+    card.get_by_test_id("topic-new-intent").fill(NEW_INTENT)
+    card.get_by_test_id("topic-label").click()
+    expect(page.get_by_test_id("status")).to_contain_text(f"{len(GIFT_WRAP)} messages labelled {NEW_INTENT}")
+    with session_scope() as session:
+        wrapped = list(session.scalars(select(NluMessage).where(NluMessage.label_intent == NEW_INTENT)))
+        assert sorted(m.text for m in wrapped) == sorted(GIFT_WRAP)
+        assert all(m.status == "labelled" and m.labelled_by == lead["id"] and m.in_inbox for m in wrapped)
+    # ... and saves two conversations that work today as tests, which the gate plays against the new model.
+    saved = {}
+    for name, chat in (("greets a shopper", greeted), ("asks for the order number", guest)):
+        made = api(context, stack, "POST", "/admin/api/conversation-tests",
+                   {"conversation_id": chat.id, "name": name, "origin": "console"})
+        assert made.status == 201, made.text()
+        saved[name] = made.json()
+    assert [t["intent"] for t in saved["greets a shopper"]["turns"]] == ["greet"], saved
+    with session_scope() as session:
+        suite = [t.name for t in convstore.all_tests(session)]
+    assert set(saved) <= set(suite), suite
+
     # 3. Train in the console; the job runs in the background and the page follows it.
     page.get_by_test_id("nav-models").click()
     page.get_by_test_id("train-note").fill("shipping to Canada")
@@ -151,6 +198,8 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
     root = Path(os.environ["SHOP_TRAINING_ROOT"])
     exported = (root / "data" / "nlu" / "lead_labels.yml").read_text()
     assert all(text in exported for text in MISUNDERSTOOD) and "delivery_options" in exported
+    plain = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", exported)  # the entities the model found stay annotated
+    assert all(text in plain for text in GIFT_WRAP) and f"intent: {NEW_INTENT}" in exported
     assert row.metrics["training"] == "trained from scratch"
     assert {"nlu_informal", "offtopic_recall", "in_scope_false_rejection"} <= set(row.metrics["held_out"])
     assert row.metrics["examples"] >= 1300 and row.baseline_version is not None
@@ -158,6 +207,9 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
         base = registry.get_version(session, row.baseline_version)
         assert base is not None and isinstance(base.metrics.get("macro_f1"), float), base.metrics
     assert row.gate["passed"], row.gate
+    played = {c["name"]: c["status"] for c in row.gate["conversations"]}  # the gate played the saved tests
+    assert played == {name: "pass" for name in suite}, row.gate["conversations"]
+    assert f"played {len(suite)} saved conversation tests" in row.log_tail, row.log_tail[-2000:]
     fixed = [c for c in row.changed if c["fixed"]]
     assert row.metrics["confusion_png"] and Path(row.metrics["confusion_png"]).exists()
     detail = api(context, stack, "GET", f"/admin/api/models/{version}").json()
@@ -167,6 +219,16 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
     # 4. Activate from the page: Rasa swaps models, nothing restarts.
     expect(page.get_by_test_id(f"model-row-{version}").get_by_test_id("gate-badge")).to_contain_text("passed")
     page.get_by_test_id(f"model-open-{version}").click()
+    panel = page.get_by_test_id("model-detail")
+    expect(panel.get_by_test_id("gate-conversation-rule")).to_have_text("passed")
+    expect(panel.get_by_test_id("gate-conversations")).to_contain_text(f"{len(suite)} of {len(suite)} passed")
+    for name in saved:
+        expect(panel.locator(f"[data-testid=gate-conversation][data-name='{name}']")).to_have_attribute(
+            "data-status", "pass")
+    for name in saved:  # and the tests' list has the result for this version
+        expect(page.locator(f"[data-testid=convtest][data-name='{name}'] "
+                            f"[data-testid=convtest-result][data-version='{version}']")).to_have_text(
+            f"v{version}: passed")
     page.get_by_test_id("activate").click()
     expect(page.get_by_test_id(f"model-row-{version}").get_by_test_id("active-badge")).to_be_visible(timeout=300000)
     assert serving(stack) == f"shop-v{version}.tar.gz"
@@ -185,6 +247,11 @@ def test_a_lead_fixes_a_misunderstood_message_and_the_live_bot_learns_it(stack, 
         reply = chat.say(text)
         assert understood(stack, chat.id) == "delivery_options"
         assert not any(words in reply for words in NOT_UNDERSTOOD), reply
+    chat = Chat(stack)  # the new intent, answered honestly until someone writes its real answer
+    assert "still learning" in chat.say(GIFT_WRAP[0])
+    assert understood(stack, chat.id) == NEW_INTENT
+    for name in saved:  # the second training (below) need not play them again
+        assert api(context, stack, "DELETE", f"/admin/api/conversation-tests/{quote(name)}").status == 200
     assert {name: proc.pid for name, proc in stack.processes.items()} == started
     assert all(proc.poll() is None for proc in stack.processes.values())
     print(f"\nconsole e2e: version {version} {row.metrics['training']}; accuracy {row.metrics['accuracy']} "
