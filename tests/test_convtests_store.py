@@ -25,6 +25,7 @@ from bot.convtests.spec import ConversationTest, ExpectedTurn, ReplyKind, TestOu
 from bot.db import migrate, session_scope
 from bot.rasa_events import EVENTS, create_events_table, tracker_engine
 from bot.web.app import create_app
+from tests.console_login import login as console_login
 
 PASSWORD = "a long enough password"
 GREET = ExpectedTurn("hello", "greet", ("action_greet",), ReplyKind.TEXT)
@@ -202,12 +203,7 @@ def test_seeding_is_idempotent(session: Session) -> None:
 
 
 def _login(client: TestClient, user: users.UserView) -> str:
-    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/agent/login").text)
-    assert token
-    done = client.post("/agent/login", data={"username": user.username, "password": PASSWORD,
-                                             "csrf": token.group(1)}, follow_redirects=False)
-    assert done.status_code == 303, done.text
-    return str(client.get("/agent/api/me").json()["csrf_token"])
+    return console_login(client, user, PASSWORD)
 
 
 def test_the_api_saves_lists_and_deletes(db_url: str, session: Session, tmp_path: Path) -> None:

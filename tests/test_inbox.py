@@ -9,7 +9,6 @@ training data, test set) is a temporary copy, so nothing here touches ``data/`` 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import threading
@@ -36,6 +35,7 @@ from bot.training.nlu_yaml import MARKER, export_labels, group_key, known_intent
 from bot.web.admin_inbox import router as inbox_router
 from bot.web.app import create_app
 from tests.conftest import ROOT
+from tests.console_login import login as console_login
 
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 PASSWORD = "correct horse battery staple"
@@ -659,13 +659,7 @@ def make_client(db_url: str, tracker: Tracker, root: Path) -> TestClient:
 
 
 def login(client: TestClient, user: users.UserView) -> str:
-    form = client.get("/agent/login")
-    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert token, form.text
-    done = client.post("/agent/login", data={"username": user.username, "password": PASSWORD,
-                                             "csrf": token.group(1)}, follow_redirects=False)
-    assert done.status_code == 303, done.text
-    return str(client.get("/agent/api/me").json()["csrf_token"])
+    return console_login(client, user, PASSWORD)
 
 
 def test_the_inbox_api_for_a_lead(db_url: str, session: Session, tracker: Tracker, root: Path,

@@ -4,7 +4,6 @@ query), marking a topic out of scope, and a knowledge entry written to a copy of
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 import uuid
@@ -21,6 +20,7 @@ from bot.policy import ShopPolicy
 from bot.training import inbox
 from bot.training.models import NluMessage
 from bot.web.app import create_app
+from tests.console_login import login as console_login
 from tests.test_topics import _tracker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,12 +28,7 @@ PASSWORD = "a long enough password"
 
 
 def _login(client: TestClient, user: users.UserView) -> str:
-    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/agent/login").text)
-    assert token
-    done = client.post("/agent/login", data={"username": user.username, "password": PASSWORD,
-                                             "csrf": token.group(1)}, follow_redirects=False)
-    assert done.status_code == 303, done.text
-    return str(client.get("/agent/api/me").json()["csrf_token"])
+    return console_login(client, user, PASSWORD)
 
 
 def _wait(client: TestClient) -> dict[str, Any]:
