@@ -146,7 +146,7 @@ class Stack:
         if rasa_python.exists():  # --auth-token from the environment, not on a command line that `ps` shows
             rasa = [str(rasa_python), "-m", "rasa_addons.serve", *rasa_args]
         else:
-            rasa = [str(c.rasa_bin), *rasa_args, "--auth-token", self.rasa_token]
+            rasa = [str(c.rasa_bin), *rasa_args, f"--auth-token={self.rasa_token}"]  # "=": a token may start with "-"
         return {
             "rasa": rasa,
             "actions": [str(c.python), "-m", "actions.server", "--actions", "actions", "-p", str(c.actions_port)],

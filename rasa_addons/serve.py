@@ -14,9 +14,11 @@ TOKEN_ENV = "SHOP_RASA_TOKEN"
 
 
 def argv_with_token(argv: list[str], token: str) -> list[str]:
-    if not token or "--auth-token" in argv:
+    """``argv`` with ``--auth-token=TOKEN`` added: one argument, because a generated token may start with "-",
+    which argparse would take for an option after a separate ``--auth-token``."""
+    if not token or any(a == "--auth-token" or a.startswith("--auth-token=") for a in argv):
         return list(argv)
-    return [*argv, "--auth-token", token]
+    return [*argv, f"--auth-token={token}"]
 
 
 def main() -> None:

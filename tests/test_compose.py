@@ -47,7 +47,8 @@ def test_production_services_engines_and_health_checks() -> None:
         assert "healthcheck" in services[name], name
     assert {"pg-data", "redis-data", "models"} <= set(config["volumes"])
     assert "ports" not in services["rasa"] and "ports" not in services["actions"]  # only the gateway is public
-    assert "--auth-token" in services["rasa"]["command"]
+    # one argument ("--auth-token=..."): a token that starts with "-" is not taken for an option
+    assert f"--auth-token={SECRETS['SHOP_RASA_TOKEN']}" in services["rasa"]["command"]
     # Rasa sends the action server's secret, which refuses calls without it; the REST webhook wants Rasa's token
     assert services["actions"]["command"][:3] == ["python", "-m", "actions.server"]
     assert services["rasa"]["environment"]["SHOP_ACTIONS_TOKEN"] == SECRETS["SHOP_ACTIONS_TOKEN"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import ipaddress
 import stat
+import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from bot.config import Settings
@@ -112,3 +114,18 @@ def test_a_real_action_server_wants_the_secret_and_listens_on_loopback(tmp_path)
         assert right.status_code == 404 and "no_such_action" in right.text  # through to the executor
     finally:
         stack.stop()
+
+
+@pytest.mark.parametrize("token", ["-starts-with-a-dash", "--even-two", "plain_token"])
+def test_rasa_reads_a_token_that_starts_with_a_dash(token: str) -> None:
+    """A generated token (urlsafe base64) may start with "-": passed as one ``--auth-token=...`` argument,
+    Rasa's own argument parser (in its venv) reads it as the token instead of refusing to start."""
+    rasa_python = ROOT / ".venv-rasa" / "bin" / "python"
+    script = ("import sys; from rasa.__main__ import create_argument_parser; "
+              "from rasa_addons.serve import argv_with_token; "
+              "args = create_argument_parser().parse_args(argv_with_token(['run', '--enable-api'], sys.argv[1])); "
+              "print(args.auth_token)")
+    done = subprocess.run([str(rasa_python), "-c", script, token], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == token
