@@ -200,12 +200,8 @@ def test_a_decision_stored_before_the_intents_were_kept_reads_back_the_same() ->
 
 
 def test_per_intent_rows_carry_the_gates_decision_and_version_one_gets_its_scores(
-        fresh: tuple[str, Workspace], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        fresh: tuple[str, Workspace], built: Path) -> None:
     url, workspace = fresh
-    built = tmp_path / "rasa"
-    built.mkdir()
-    (built / "shop.tar.gz").write_bytes(b"archive bytes")
-    monkeypatch.setenv("SHOP_RASA_MODEL_DIR", str(built))
     base = {**_metrics(0.90, a=0.9, b=0.9, c=0.9), "accuracy": 0.91}
     new = {**_metrics(0.90, a=0.8, b=0.8, c=0.93), "accuracy": 0.9}
     changed = _worse("a", 3) + _worse("b", 6)
@@ -252,6 +248,16 @@ def test_a_registry_from_before_gets_version_ones_scores_from_the_training_that_
 
 
 # --------------------------------------------------------------------------- registry and jobs
+
+
+@pytest.fixture
+def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder `make model` writes its archive to (``SHOP_RASA_MODEL_DIR``), with a stand-in archive."""
+    folder = tmp_path / "rasa"
+    folder.mkdir()
+    (folder / "shop.tar.gz").write_bytes(b"archive bytes")
+    monkeypatch.setenv("SHOP_RASA_MODEL_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -305,14 +311,9 @@ def test_a_job_whose_heartbeat_stopped_is_failed_and_frees_the_slot(fresh: tuple
         assert again.version == row.version + 1 and again.running
 
 
-def test_the_make_model_archive_becomes_version_one(fresh: tuple[str, Workspace],
-                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_make_model_archive_becomes_version_one(fresh: tuple[str, Workspace], built: Path) -> None:
     url, workspace = fresh
-    built = tmp_path / "rasa"
-    built.mkdir()
-    (built / "shop.tar.gz").write_bytes(b"archive bytes")
     (built / "fingerprint.txt").write_text("abc123\n")
-    monkeypatch.setenv("SHOP_RASA_MODEL_DIR", str(built))
     with _session(url) as session:
         row = registry.ensure_baseline(session, workspace, utcnow())
         session.commit()
@@ -324,13 +325,9 @@ def test_the_make_model_archive_becomes_version_one(fresh: tuple[str, Workspace]
 
 
 def test_two_requests_registering_the_baseline_at_once_do_not_fail(
-        fresh: tuple[str, Workspace], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        fresh: tuple[str, Workspace], built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The console polls the registry while a lead starts a training: both may see it empty."""
     url, workspace = fresh
-    built = tmp_path / "rasa"
-    built.mkdir()
-    (built / "shop.tar.gz").write_bytes(b"archive bytes")
-    monkeypatch.setenv("SHOP_RASA_MODEL_DIR", str(built))
     with _session(url) as first, _session(url) as second:
         real_scalar = second.scalar
         stale = [0]  # the second request counted the rows before the first one committed
