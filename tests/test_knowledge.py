@@ -20,10 +20,10 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.policy import CLARIFY_RESPONSE, ActionAnswerPolicy
+from actions.shop_answers import CLARIFY_RESPONSE, ActionAnswerPolicy
 from bot.config import get_settings
 from bot.knowledge.base import KnowledgeBase, get_knowledge_base
-from bot.policy import PolicyError, PolicySource, get_policy
+from bot.knowledge.shop_policy_file import PolicyError, PolicySource, get_policy
 from tests.conftest import ROOT
 
 # (message, the entries that answer it); the shopper's words, not the policy file's
@@ -195,7 +195,7 @@ def test_a_weak_match_gets_one_clarifying_question_with_topics_as_buttons(kb: Kn
 
 
 def test_thresholds_on_in_and_off_topic_questions(kb: KnowledgeBase) -> None:
-    """The out-of-scope / fallback path answers only strong matches (README "Knowledge answers")."""
+    """The out-of-scope / fallback path answers only strong matches (docs/configuration.md "Knowledge answers")."""
     threshold = kb.settings.knowledge_answer_threshold
     off = {text: kb.match(text)[0].score for text in OFF_TOPIC}
     assert max(off.values()) < threshold, sorted(off.items(), key=lambda kv: -kv[1])[:3]
@@ -355,7 +355,7 @@ def test_a_broken_file_keeps_the_last_good_version(tmp_path: Path, caplog: pytes
     assert kb.choose(WRAP, "nlu_fallback").topic == "gift_wrapping"
     good = kb.policy
 
-    caplog.set_level(logging.ERROR, logger="bot.policy")
+    caplog.set_level(logging.ERROR, logger="bot.knowledge.shop_policy_file")
     for broken, why in [(POLICY + GIFT_WRAPPING + "  oops: [unclosed\n", "not valid YAML"),
                         (POLICY + GIFT_WRAPPING.replace("for $4", "for {{ gift.price }}"), "does not render"),
                         (POLICY + GIFT_WRAPPING.replace("    text:", "    facts: [gift.price]\n    text:"),

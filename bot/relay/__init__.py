@@ -1,1 +1,0 @@
-"""Shopper messages held while Rasa is unreachable, replayed in order once it is back."""
