@@ -20,11 +20,12 @@ run: data model  ## serve the demo shop at http://localhost:8000 (Ctrl-C stops e
 
 # The shop's modules (orders, cart, CRM, identity, recommendations) run a second time on a real
 # PostgreSQL server that the tests start themselves (skipped with a note when PostgreSQL is missing).
-SHOP_TESTS := tests/test_orders.py tests/test_order_actions.py tests/test_order_chat.py tests/test_cart.py \
-	tests/test_crm.py tests/test_recommend.py tests/test_identity.py
+SHOP_TESTS := tests/unit/test_orders.py tests/unit/test_order_actions.py tests/integration/test_order_chat.py \
+	tests/unit/test_cart.py tests/unit/test_crm.py tests/unit/test_recommend.py tests/integration/test_identity.py
 
-test: setup model  ## lint, unit, integration, rasa test stories and browser tests; shop tests again on PostgreSQL
-	@$(PY) -m ruff check bot actions tests rasa_addons
+test: setup model  ## lint, then tests/{unit,integration,rasa,browser}; the shop's tests again on PostgreSQL
+	@PY=$(PY) scripts/lint.sh
+	@$(JS_LINT)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 	@echo "== the shop's tests again, on PostgreSQL =="
 	@SHOP_TEST_DATABASE=postgres $(PY) -m pytest $(PYTEST_ARGS) $(SHOP_TESTS)
@@ -32,8 +33,14 @@ test: setup model  ## lint, unit, integration, rasa test stories and browser tes
 test-postgres: setup model  ## only the shop's tests, on a throwaway PostgreSQL server
 	@SHOP_TEST_DATABASE=postgres $(PY) -m pytest $(PYTEST_ARGS) $(SHOP_TESTS)
 
-lint: setup
-	@$(PY) -m ruff check bot actions tests rasa_addons
+lint: setup  ## ruff and mypy (scripts/lint.sh: 3.11, and 3.10 for what Rasa imports), ESLint (bot/web/static)
+	@PY=$(PY) scripts/lint.sh
+	@$(JS_LINT)
+
+# ESLint comes from package-lock.json (npm ci), installed again when node_modules is missing or older than the lock.
+JS_LINT = $(MAKE) -s --no-print-directory node_modules/.package-lock.json && npx --no-install eslint eslint.config.js bot/web/static
+node_modules/.package-lock.json: package.json package-lock.json
+	@npm ci --no-audit --no-fund --loglevel=error
 
 bench: data model  ## every benchmark (search, ann, escalation, recommend, nlu, load) -> reports/benchmarks.md; BENCH_SKIP_NLU=1 skips the slow NLU cross-validation
 	@$(PY) scripts/benchmarks.py

@@ -22,12 +22,12 @@ from actions import services
 from actions.context import entity, intent_of, referred_products, requester, user_text
 from actions.messages import button, money
 from actions.search import USUAL_ACTIONS
-from bot.catalog.models import Product
+from bot.catalog.tables import Product
+from bot.catalog.views import ProductView
 from bot.config import get_settings
 from bot.db import session_scope
 from bot.ids import parse_id
 from bot.search import references
-from bot.search.service import ProductView
 from bot.shop import cart
 from bot.shop.cart import CartError, CartLine, CartSummary, NotEnoughStock
 from bot.shop.identity import jwt_secret

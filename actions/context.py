@@ -7,9 +7,9 @@ from typing import Any
 from rasa_sdk import Tracker
 
 from actions import services
+from bot.catalog.views import ProductView
 from bot.ids import parse_id
 from bot.search import references
-from bot.search.service import ProductView
 from bot.shop.orders import Requester
 
 

@@ -1,7 +1,7 @@
 """Handing a shopper to a person: ``action_escalate`` and the email follow-up when nobody can answer live.
 
 ``action_escalate`` runs when the escalation policy (``rasa_addons.escalation``) or the rule for
-``contact_human_agent`` predicts it. It works out the reason with the same ``bot.sentiment`` code as
+``contact_human_agent`` predicts it. It works out the reason with the same ``bot.escalation`` code as
 the policy, gathers the context packet (transcript with intent, confidence and sentiment, mood
 trajectory, CRM profile, recent orders, cart, last search, slots), opens the ticket and queues its
 helpdesk deliveries in one transaction, then either pauses the bot for an agent (someone has their inbox
@@ -27,10 +27,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import services
 from actions.context import intent_of, requester, user_text
 from bot.clock import utcnow
-from bot.config import get_settings
-from bot.db import migrate, session_scope
+from bot.config import escalation_thresholds, get_settings
+from bot.db import session_scope
 from bot.escalation.decision import Decision, decide, exchanges_from_events, policy_settings
+from bot.escalation.episode import segment_from_events
 from bot.escalation.model import ModelError
+from bot.escalation.sentiment_triggers import EscalationThresholds, turns_from_events
 from bot.handoff import hours
 from bot.handoff.context import build_packet, payload_words, transcript_entry
 from bot.handoff.delivery import enqueue
@@ -44,13 +46,7 @@ from bot.handoff.tickets import (
     update_context,
     wait_estimate,
 )
-from bot.sentiment import (
-    EscalationThresholds,
-    mood_trajectory,
-    score,
-    segment_from_events,
-    turns_from_events,
-)
+from bot.sentiment import mood_trajectory, score
 from bot.shop import cart, crm
 from bot.shop.orders import OrderError, OrderView, Requester, get_order_service
 
@@ -67,16 +63,10 @@ BAD_EMAIL_TEXT = ("That doesn't look like an email address. Could you type it li
 
 
 @lru_cache(maxsize=1)
-def _migrated() -> bool:
-    migrate(get_settings().database_url)
-    return True
-
-
-@lru_cache(maxsize=1)
 def thresholds() -> EscalationThresholds:
     """``SHOP_ESCALATION_*`` as the policy reads them; the defaults (logged) when they do not parse."""
     try:
-        return EscalationThresholds.from_env()
+        return escalation_thresholds()
     except ValueError:
         log.exception("bad SHOP_ESCALATION_* setting; the action uses the defaults")
         return EscalationThresholds()
@@ -221,7 +211,7 @@ def _cart(who: Requester) -> cart.CartSummary:
 
 def gather_packet(tracker: Tracker, now: datetime) -> tuple[dict[str, Any], str, str, str | None, float | None]:
     """The context packet, with (reason, detail, segment, lifetime value) for the ticket."""
-    _migrated()
+    services.database()
     who = requester(tracker)
     limits = thresholds()
     profile = _profile(who.customer_id)
@@ -345,7 +335,7 @@ class ActionEscalate(Action):
 
 
 def _open_ticket_id(conversation_id: str) -> int | None:
-    _migrated()
+    services.database()
     with session_scope() as session:
         ticket = open_ticket_for(session, conversation_id)
         return ticket.id if ticket else None

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from actions.services import public_url
-from bot.search.service import ProductView
+from bot.catalog.views import ProductView
 
 
 def payload(intent: str, **entities: Any) -> str:

@@ -14,7 +14,6 @@ import hashlib
 import re
 from abc import abstractmethod
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -24,27 +23,24 @@ from rasa_sdk.types import DomainDict
 
 from actions.context import intent_of, requester, user_text
 from actions.messages import money, payload
-from actions.policy import say_policy_answer
 from actions.profile import CONSENT_CONFIRMATION, answer_consent
-from bot.config import get_settings
-from bot.db import migrate
+from actions.services import order_service
+from actions.shop_answers import say_policy_answer
 from bot.search import references
 from bot.shop.address import AddressError, parse_address
-from bot.shop.models import SHIPPED
 from bot.shop.orders import (
     RETURN_REASONS,
     DeliveryView,
     ItemView,
     OrderError,
-    OrderService,
     OrderStateError,
     OrderView,
     RefundView,
     VerificationLocked,
-    get_order_service,
     normalize_order_number,
     utcnow,
 )
+from bot.shop.tables import SHIPPED
 
 LOCKED = "locked"  # order_contact marker: verification is locked and the shopper was told
 STOP_INTENTS = ("stop", "deny")
@@ -67,13 +63,6 @@ BAD_CONTACT_TEXT = (
     "Please send the email address you used for the order, or the postcode it's being delivered to "
     "(like jane.doe@example.com or 62704)."
 )
-
-
-@lru_cache(maxsize=1)
-def order_service() -> OrderService:
-    url = get_settings().database_url
-    migrate(url)
-    return get_order_service(url)
 
 
 def say_date(day: date | datetime | None) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from functools import lru_cache
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -22,9 +21,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
 from actions.context import requester, user_text
-from actions.policy import say_policy_answer
-from bot.config import get_settings
-from bot.db import migrate, session_scope
+from actions.shop_answers import say_policy_answer
+from bot.db import session_scope
 from bot.shop import crm
 from bot.shop.recommend import Recommender, customer_history
 
@@ -36,14 +34,8 @@ _OPEN_ORDER_WORDS = {"placed": "is waiting for payment", "paid": "is being prepa
 RECOMMENDER_TTL_S = 60.0
 
 
-@lru_cache(maxsize=1)
-def _migrated() -> bool:
-    migrate(get_settings().database_url)
-    return True
-
-
 def _customer_id(tracker: Tracker) -> int | None:
-    _migrated()
+    services.database()
     return requester(tracker).customer_id
 
 
@@ -309,7 +301,7 @@ class _RecommenderCache:
     def get(self) -> Recommender:
         with self._lock:
             if self._value is None or time.monotonic() - self._built > RECOMMENDER_TTL_S:
-                _migrated()
+                services.database()
                 search = services.product_search()
                 with session_scope() as session:
                     self._value = Recommender.from_session(session, search.index.dense)

@@ -15,11 +15,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import services
 from actions.context import entity, intent_of, referred_products, shown_ids, user_text
 from actions.messages import button, money, product_cards, refine_button, stock_label
-from actions.policy import knowledge, say_policy_answer
 from actions.profile import recommendations, saved_search_defaults
+from actions.shop_answers import knowledge, say_policy_answer
+from bot.catalog.views import ProductView
 from bot.knowledge.requests import split_requests
 from bot.search.query import EXCLUDABLE, Filters, ParsedQuery, strip_values
-from bot.search.service import Hit, ProductView
+from bot.search.service import Hit
 
 PAGE = 5
 _MORE = re.compile(r"\b(?:more|next|others?|else|different|another)\b", re.I)
@@ -128,8 +129,8 @@ def _relaxations(filters: Filters) -> list[tuple[str, Filters]]:
     singles, cumulative, dropped = [], filters, []
     for label, name, empty in _RELAXABLE:
         if getattr(filters, name) not in (None, ()):
-            singles.append((label, replace(filters, **{name: empty})))
-            cumulative = replace(cumulative, **{name: empty})
+            singles.append((label, filters.with_field(name, empty)))
+            cumulative = cumulative.with_field(name, empty)
             dropped.append(label)
     if filters.min_price is not None or filters.max_price is not None:
         singles.append(("price limit", replace(filters, min_price=None, max_price=None)))
@@ -245,7 +246,7 @@ class ActionRefineSearch(Action):
                 filters = replace(filters, min_price=None, max_price=None)
             elif word.lower() in _ANY_FIELDS:
                 name, empty = _ANY_FIELDS[word.lower()]
-                filters = replace(filters, **{name: empty})
+                filters = filters.with_field(name, empty)
         extra = _words_only(_REFINE_FILLER.sub(" ", _ANY.sub(" ", change.text)))
         known = {v.lower() for v in (*change.filters.colors, *change.filters.brands)}
         extra = " ".join(w for w in extra.split() if w.lower() not in known)

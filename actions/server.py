@@ -8,15 +8,18 @@ rasa_sdk's command line and server (``python -m rasa_sdk`` takes the same option
   each Sanic app the server builds (Sanic builds one in the main process and one in its worker);
 - it listens on ``SANIC_HOST``, by default 127.0.0.1 (rasa_sdk's own default is every interface).
 
+:func:`set_up` does the process-wide set-up that used to happen when ``actions`` was imported: the
+production check, the start method Sanic needs, log redaction. :func:`main` calls it first.
+
 With ``SHOP_ACTIONS_TOKEN`` empty the check is off (with a warning); production refuses to start that way
-(bot/production.py), and ``make run`` generates a token (bot/devstack.py).
+(bot/production.py), and ``make run`` generates a token (devstack/stack.py).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import os
+import multiprocessing
 from functools import partial
 from typing import Any
 
@@ -24,12 +27,27 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import production
 from bot.config import get_settings
+from bot.privacy.redact import install_log_redaction
 from bot.rasa_endpoints import ACTIONS_TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 OPEN = {("GET", "/health")}  # the health check (the gateway's /healthz, compose) needs no secret
-DEFAULT_HOST = "127.0.0.1"
+
+
+def set_up() -> None:
+    """The action server's process-wide set-up, before it imports the actions. SHOP_ENV=production: refuses to
+    start with development settings (SystemExit). Sanic serves from a spawned worker process, but an import
+    before it (torch) would fix the start method first, which Sanic refuses: set spawn here and tell Sanic it is
+    done. Emails, phones, cards and IBANs never reach the action server's logs."""
+    try:
+        production.check(process="the action server")
+    except production.ProductionConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    multiprocessing.set_start_method("spawn", force=True)
+    Sanic.START_METHOD_SET = True
+    install_log_redaction()
 
 
 def require_token(app: Sanic, token: str) -> None:
@@ -52,6 +70,7 @@ def create_app(action_executor: Any, **options: Any) -> Sanic:
     """rasa_sdk's app with the token check; module level, so Sanic can hand it to its worker process."""
     from rasa_sdk.endpoint import create_app_for_serve
 
+    install_log_redaction()  # also in Sanic's worker process, which imports this module but never runs main()
     app = create_app_for_serve(action_executor, **options)
     token = get_settings().actions_token
     if token:
@@ -81,7 +100,7 @@ def serve(args: Any) -> None:
                                        endpoints=args.endpoints))
     app = loader.load()
     ssl = create_ssl_config(args.ssl_certificate, args.ssl_keyfile, args.ssl_password)
-    host = os.environ.get("SANIC_HOST", DEFAULT_HOST)
+    host = get_settings().actions_host
     log.info("Action endpoint is up and running on %s://%s:%s", "https" if ssl else "http", host, args.port)
     app.prepare(host=host, port=args.port, ssl=ssl, workers=utils.number_of_sanic_workers())
     Sanic.serve(primary=app, app_loader=loader)
@@ -90,6 +109,7 @@ def serve(args: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     from rasa_sdk.endpoint import create_argument_parser
 
+    set_up()
     parser = create_argument_parser()
     args = parser.parse_args(argv)
     if args.grpc:

@@ -1,4 +1,5 @@
-"""The ``bot`` services the actions share, created once per action-server process."""
+"""The ``bot`` services the actions share, created once per action-server process: the database (migrated
+once), product search, order service, the shop's policy file."""
 
 from __future__ import annotations
 
@@ -8,16 +9,31 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.config import get_settings
 from bot.db import get_engine, migrate
-from bot.policy import ShopPolicy, get_policy
+from bot.knowledge.shop_policy_file import ShopPolicy, get_policy
 from bot.search.service import ProductSearch
+from bot.shop.orders import OrderService, get_order_service
+
+
+@lru_cache(maxsize=1)
+def database() -> str:
+    """The URL of the shop's database, its schema brought to the newest revision once per process (the first
+    action that needs it). ``bot.db.session_scope()`` then opens sessions on it."""
+    url = get_settings().database_url
+    migrate(url)
+    return url
 
 
 @lru_cache(maxsize=1)
 def product_search() -> ProductSearch:
     settings = get_settings()
-    migrate(settings.database_url)
-    return ProductSearch(sessionmaker(bind=get_engine(settings.database_url)), settings.search_index_dir,
+    url = database()
+    return ProductSearch(sessionmaker(bind=get_engine(url)), settings.search_index_dir,
                          query_cache=settings.search_query_cache)
+
+
+@lru_cache(maxsize=1)
+def order_service() -> OrderService:
+    return get_order_service(database())
 
 
 def policy() -> ShopPolicy:

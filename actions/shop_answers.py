@@ -23,7 +23,7 @@ from actions.context import intent_of
 from bot.knowledge.asked import NOTHING_ASKED, Asked
 from bot.knowledge.base import KnowledgeBase, get_knowledge_base
 from bot.knowledge.requests import clauses, split_requests
-from bot.policy import PolicyError, get_policy
+from bot.knowledge.shop_policy_file import PolicyError, get_policy
 
 logger = logging.getLogger(__name__)
 

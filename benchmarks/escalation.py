@@ -2,8 +2,8 @@
 
 Each dialogue is replayed message by message as the Rasa policy sees it: the model's decision
 (``bot.escalation.decision``, threshold from the shop's target false-escalation rate, a VIP's lower bar)
-next to the sentiment triggers of ``bot.sentiment`` (the policy before the model). The first escalation
-ends a replay. Scores (``bot.sentiment_bench.summarise``): precision, recall, F1, false-escalation rate,
+next to the sentiment triggers of ``sentiment_triggers`` (the policy before the model). The first escalation
+ends a replay. Scores (``benchmarks.sentiment.summarise``): precision, recall, F1, false-escalation rate,
 turns late; plus the precision-recall curve over every threshold (a PNG chart) and the per-message cost of
 the decision (signals and model; the sentence embedding is the NLU's, computed anyway).
 
@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.sentiment import Outcome, replay, summarise
 from bot import PROJECT_ROOT
+from bot.config import escalation_thresholds, get_settings
 from bot.escalation.decision import EscalationSettings, decide, decode_embedding, policy_settings, rule_of
 from bot.escalation.dialogues import Dialogue, Parses, load_files, split_files
 from bot.escalation.model import EscalationModel
+from bot.escalation.sentiment_triggers import EscalationThresholds
 from bot.escalation.signals import signal_rows
 from bot.escalation.training import (
     embed_dialogues,
@@ -35,8 +38,6 @@ from bot.escalation.training import (
     needs_embedding,
     sentence_embedder,
 )
-from bot.sentiment import EscalationThresholds
-from bot.sentiment_bench import Outcome, replay, summarise
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: P
     paths = list(datasets or split_files("test"))
     dialogues = load_files(paths)
     model = EscalationModel.load(model_file) if model_file else EscalationModel.load()
-    settings = policy_settings()
+    settings = policy_settings(get_settings().policy_file)
     if rate is not None:
         settings = EscalationSettings(rate, max(rate, settings.vip_false_escalation_rate), settings.vip_segments,
                                       settings.explicit_intents)
@@ -232,7 +233,7 @@ def run(datasets: Sequence[Path] | None = None, nlu: str = "none", model_file: P
     timing["score_s"] = round(time.perf_counter() - step, 1)
     at = {**summarise(outcomes), "target_rate": settings.false_escalation_rate,
           "threshold": round(model.threshold(settings.false_escalation_rate), 4)}
-    old_thresholds = thresholds or EscalationThresholds.from_env()
+    old_thresholds = thresholds or escalation_thresholds()
     curve = pr_curve(scored)
     name = ", ".join(p.name for p in paths)
     common = {"benchmark": "escalation", "dataset": name, "nlu": nlu}

@@ -40,7 +40,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from bot.web.rasa_client import APOLOGY, HELD, HELD_MORE, TAKING_LONGER
+from bot.conversation.rasa_client import APOLOGY, HELD, HELD_MORE, TAKING_LONGER
 
 TURN_TIMEOUT_S = 30.0
 THINK_S = (1.0, 3.0)
@@ -72,7 +72,8 @@ class Script:
 SEARCHES = ["i need a warm waterproof jacket under 80", "show me running shoes", "looking for a leather bag",
             "do you have wool sweaters", "i want a red dress", "find me hiking boots under 120",
             "show me t-shirts for men", "i'm looking for a backpack"]
-# Broad searches whose first page on the demo catalog always offers narrowing buttons (tests/test_loadbench.py).
+# Broad searches whose first page on the demo catalog always offers narrowing buttons
+# (tests/integration/test_loadbench.py).
 BROAD_SEARCHES = ["show me running shoes", "looking for a leather bag", "do you have wool sweaters",
                   "i'm looking for a backpack"]
 REFINEMENTS = ["cheaper", "show more", "in black", "under 50", "something else"]
@@ -381,7 +382,7 @@ def demo_orders(base_url: str, database_url: str | None = None) -> list[DemoOrde
     if database_url is None:
         return []
     from bot.db import session_scope
-    from bot.shop.demo_orders import demo_customers
+    from bot.demo.orders import demo_customers
 
     with session_scope(database_url) as session:
         return [DemoOrder(c.order_number, c.email) for c in demo_customers(session)]
@@ -394,8 +395,8 @@ def own_stack(model: Path | None = None, log_path: Path | None = None) -> Iterat
     import socket
     import sys
 
-    from bot.devstack import Stack, StackConfig
     from bot.training import rasa_model
+    from devstack.stack import Stack, StackConfig
 
     def free_port() -> int:
         with socket.socket() as s:

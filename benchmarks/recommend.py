@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.shop.models import Customer
 from bot.shop.recommend import (
     Basket,
     Purchase,
@@ -39,6 +38,7 @@ from bot.shop.recommend import (
     load_baskets,
     load_products,
 )
+from bot.shop.tables import Customer
 
 if TYPE_CHECKING:
     from bot.search.dense import DenseIndex

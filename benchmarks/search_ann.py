@@ -1,6 +1,6 @@
 """Scale benchmark of the product vector index (:class:`bot.search.dense.DenseIndex`), exact vs IVF.
 
-``python -m bot.search.ann_benchmark --sizes 20000,50000,100000 --queries 1000`` prints one JSON line per
+``python -m benchmarks.search_ann --sizes 20000,50000,100000 --queries 1000`` prints one JSON line per
 catalog size: build time, recall@10 of the IVF index against exact search for several ``nprobe``,
 single-query latency p50/p95 in ms (wall clock and CPU time) of both, bytes per product (serialized
 index and resident-memory growth), filtered search with 1% and 20% of the products allowed and, at the
@@ -119,7 +119,7 @@ def _file_products(path: Path) -> Iterator[dict[str, str]]:
 
 
 def _demo_products(count: int) -> Iterator[dict[str, str]]:
-    from bot.catalog import demo
+    from bot.demo import catalog as demo
 
     for p in demo.generate(count):
         yield {k: p[k] for k in ("title", "description", "brand", "category", "color", "material", "gender")}
@@ -132,7 +132,7 @@ def product_texts(sources: Sequence[str], count: int, seed: int = 0) -> list[str
     sampled at random (duplicates and rows without a title are dropped). A file with fewer distinct
     products than its share gives all of them and the other sources make up the difference.
     """
-    from bot.catalog.models import Product
+    from bot.catalog.tables import Product
 
     def texts_of(rows: Iterator[dict[str, str]]) -> list[str]:
         unique: dict[str, None] = {}
@@ -428,8 +428,8 @@ def benchmark_size(n: int, catalog: SyntheticCatalog, queries: np.ndarray, rng: 
 
     log(f"{n:,}: IVF index")
     ann, ann_stats = build(ids, vectors, ann=True)
-    row.update(kind=ann.kind, nlist=int(ann.index.nlist),
-               training_points=min(n, int(ann.index.nlist) * dense.TRAINING_POINTS_PER_CLUSTER), **ann_stats)
+    row.update(kind=ann.kind, nlist=ann.nlist,
+               training_points=min(n, ann.nlist * dense.TRAINING_POINTS_PER_CLUSTER), **ann_stats)
     by_nprobe = []
     for probes in nprobes:
         log(f"{n:,}: IVF nprobe={probes}")
@@ -473,7 +473,7 @@ def recall_curve(vectors: np.ndarray, queries: np.ndarray, nprobes: Sequence[int
         recalls[str(nprobe)] = round(recall_at(found, truth), 4)
     return {"query_nn_sim_median": round(float(np.median(scores[:, 0])), 4),
             "query_10th_sim_median": round(float(np.median(scores[:, -1])), 4),
-            "nlist": int(ann.index.nlist), "recall@10_by_nprobe": recalls}
+            "nlist": ann.nlist, "recall@10_by_nprobe": recalls}
 
 
 def validate(real: np.ndarray, real_queries: np.ndarray, catalog: SyntheticCatalog, seed: int = 0,
@@ -562,7 +562,7 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.search.ann_benchmark", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search_ann", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=_ints, default=list(DEFAULT_SIZES), help="catalog sizes, comma-separated")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

@@ -20,10 +20,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from bot.catalog import demo
-from bot.catalog.models import Product
 from bot.catalog.store import upsert_products
+from bot.catalog.tables import Product
 from bot.db import make_engine, migrate
+from bot.demo import catalog as demo
 from bot.search import index as product_index
 from bot.search import relevance_sets
 from bot.search.embeddings import Embedder, get_embedder

@@ -4,7 +4,7 @@ Dataset: JSON lines ``{"id", "segment"?, "turns": [{"role": "user"|"bot", "text"
 labels on user turns ("escalate": a person should have taken over by this message). The optional ``segment``
 is the shopper's CRM segment (VIP segments escalate sooner).
 
-Each dialogue is replayed message by message through ``bot.sentiment.evaluate``, as the Rasa policy sees it;
+Each dialogue is replayed message by message through ``sentiment_triggers.evaluate``, as the Rasa policy sees it;
 the first escalation ends the replay (the bot then pauses). Scores:
 
 - precision: escalations that fired on a turn labelled "escalate" / all escalations;
@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.config import escalation_thresholds
 from bot.escalation.dialogues import DatasetError, Dialogue, Parses, load_dialogues
+from bot.escalation.sentiment_triggers import EscalationThresholds, evaluate
 from bot.nlu.parsing import parse_batch
-from bot.sentiment import EscalationThresholds, Turn, evaluate, score
+from bot.sentiment import Turn, score
 
 __all__ = ["DatasetError", "benchmark", "compare_moods", "load_dialogues", "replay", "summarise"]
 
@@ -120,7 +122,7 @@ def _nlu_for(dialogues: Sequence[Dialogue], nlu: str, model: Path | None) -> Par
 def benchmark(dataset: Path, nlu: str = "rasa", thresholds: EscalationThresholds | None = None,
               model: Path | None = None) -> dict[str, Any]:
     dialogues = load_dialogues(dataset)
-    thresholds = thresholds or EscalationThresholds.from_env()
+    thresholds = thresholds or escalation_thresholds()
     parses = _nlu_for(dialogues, nlu, model)
     outcomes = [replay(d, thresholds, parses) for d in dialogues]
     return {"benchmark": "escalation", "dataset": str(dataset), "nlu": nlu, **summarise(outcomes),
@@ -154,14 +156,16 @@ def compare_moods(dataset: Path, nlu: str = "rasa", model: Path | None = None,
     the even dialogues is scored on the odd ones and the other way round, so the figure is not tuned on the
     dialogues it scores). ``mood_only`` switches the very-negative-message trigger off to see the mood alone."""
     dialogues = load_dialogues(dataset)
-    base = base or EscalationThresholds.from_env()
+    base = base or escalation_thresholds()
     parses = _nlu_for(dialogues, nlu, model)
     sentiments = {t.text: score(t.text).compound for d in dialogues for t in d.user_turns}
     folds = (dialogues[0::2], dialogues[1::2])
     rows = []
     for mood_only in (False, True):
         for name, params in MOOD_CANDIDATES.items():
-            variant = dataclasses.replace(base, **params, **({"very_negative": -1.0} if mood_only else {}))
+            variant = dataclasses.replace(base, **params)
+            if mood_only:
+                variant = dataclasses.replace(variant, very_negative=-1.0)
 
             def run(subset: Sequence[Dialogue], threshold: float,
                     variant: EscalationThresholds = variant) -> list[Outcome]:
@@ -172,7 +176,10 @@ def compare_moods(dataset: Path, nlu: str = "rasa", model: Path | None = None,
             cv: list[Outcome] = []
             chosen = []
             for train, test in (folds, folds[::-1]):
-                threshold = max(MOOD_GRID, key=lambda th, train=train: (_f1(run(train, th)), th))
+                def on_train(th: float, train: Sequence[Dialogue] = train) -> tuple[float, float]:
+                    return _f1(run(train, th)), th
+
+                threshold = max(MOOD_GRID, key=on_train)
                 chosen.append(threshold)
                 cv += run(test, threshold)
             at_best, at_cv = summarise(run(dialogues, best)), summarise(cv)

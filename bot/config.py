@@ -5,20 +5,24 @@ Defaults describe the embedded mode that ``make run`` uses: one SQLite file, loc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import PROJECT_ROOT
 
+if TYPE_CHECKING:
+    from bot.escalation.sentiment_triggers import EscalationThresholds
+
 VAR_DIR = PROJECT_ROOT / "var"
 DEV_JWT_SECRET = "dev-only-shop-assistant-secret-change-me-in-production"  # identity.jwt_secret warns when used
 
 
-RASA_TOKEN_FILE = "rasa-api.token"  # the embedded stack's generated tokens (bot.devstack), in var/
+RASA_TOKEN_FILE = "rasa-api.token"  # the embedded stack's generated tokens (devstack.stack), in var/
 ACTIONS_TOKEN_FILE = "actions.token"
 
 
@@ -91,7 +95,7 @@ class Settings(BaseSettings):
     search_synonyms_file: Path = Field(
         default=PROJECT_ROOT / "data" / "search_synonyms.yml",
         description="Other names for the catalog's categories that the product search understands "
-                    "(jumper: sweater); README \"Product search\".")
+                    "(jumper: sweater); docs/search.md.")
     models_dir: Path = PROJECT_ROOT / "models"
     demo_products: int = Field(default=5000, description="Size of the generated demo catalog.")
     public_url: str = Field(
@@ -135,7 +139,7 @@ class Settings(BaseSettings):
     search_query_cache: int = Field(
         default=1024, ge=0, description="Query embeddings kept per action server (a refinement re-runs the same "
         "query text); 0 turns the cache off.")
-    # Knowledge answers from the policy file (bot.knowledge; README "Knowledge answers"). Scores are the best
+    # Knowledge answers from the policy file (bot.knowledge; docs/configuration.md). Scores are the best
     # cosine similarity of the message to an entry's questions, plus the boosts below.
     knowledge_answer_threshold: float = Field(
         default=0.65, ge=0, le=2, description="Out of scope and NLU fallback: answer from the policy file only "
@@ -201,7 +205,7 @@ class Settings(BaseSettings):
         default=365, ge=0,
         description="`privacy retention` deletes conversations, unlabelled NLU inbox messages and resolved tickets "
                     "older than this many days (0: keep forever).")
-    # Security (bot.web.security, bot.web.ratelimit, bot.production)
+    # Security (bot.web.security, bot.conversation.rate_limits, bot.production)
     env: Literal["development", "production"] = Field(
         default="development",
         description="`production`: the gateway and action server refuse to start with the development JWT "
@@ -228,6 +232,38 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Largest request body of any other endpoint; larger: 413.")
     max_ws_frame_bytes: int = Field(
         default=16_384, ge=1024, description="Largest websocket frame the chat reads; larger: an error frame.")
+    # Processes and their tools
+    actions_host: str = Field(
+        default="127.0.0.1", validation_alias="SANIC_HOST",
+        description="Interface the action server listens on (rasa_sdk's own default is every interface).")
+    torch_threads: int | None = Field(
+        default=None, description="Torch threads of the sentence encoder (the stack sets 1 for the action server); "
+                                  "empty: up to 4 (index builds embed thousands of texts at once).")
+    rasa_bin: Path = Field(
+        default=PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa", validation_alias="RASA_BIN",
+        description="Rasa's command line (`rasa train`, `rasa test`), in the Rasa venv.")
+    rasa_python: Path | None = Field(
+        default=None, validation_alias="RASA_PYTHON",
+        description="Python of the Rasa venv (batch parsing); empty: the `python` beside RASA_BIN.")
+    rasa_model_dir: Path = Field(
+        default=PROJECT_ROOT / "models" / "rasa",
+        description="Where `make model` writes the Rasa model archive and its fingerprint.")
+    # The development stack (`python -m bot serve`, devstack/): its ports, the gateway's interface, what it runs
+    rasa_model: Path | None = Field(
+        default=None, validation_alias="RASA_MODEL",
+        description="Rasa model archive the stack serves; empty: the version a lead activated last, else "
+                    "models/rasa/shop.tar.gz.")
+    stack_rasa_port: int = Field(default=5005, validation_alias="RASA_PORT", description="The stack's Rasa port.")
+    stack_actions_port: int = Field(
+        default=5055, validation_alias="ACTIONS_PORT", description="The stack's action server port.")
+    stack_gateway_port: int = Field(
+        default=8000, validation_alias="GATEWAY_PORT", description="The stack's gateway port.")
+    bind_host: str = Field(
+        default="127.0.0.1", validation_alias="BIND_HOST",
+        description="Interface the stack's gateway listens on (Rasa and the action server stay on 127.0.0.1).")
+    app_python: Path | None = Field(
+        default=None, validation_alias="APP_PYTHON",
+        description="Python that runs the stack's action server and gateway; empty: this one.")
 
     @field_validator("helpdesk_webhooks")
     @classmethod
@@ -236,6 +272,26 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError(f"helpdesk webhook names must be unique, got {names}")
         return value
+
+    @field_validator("torch_threads", mode="before")
+    @classmethod
+    def _torch_threads(cls, value: object) -> int | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = str(value).strip()
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"SHOP_TORCH_THREADS must be a positive whole number, not {value!r}")
+        return int(text)
+
+    @field_validator("rasa_python", "rasa_model", "app_python", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def rasa_python_path(self) -> Path:
+        """Python of the Rasa venv: RASA_PYTHON, else the ``python`` beside RASA_BIN."""
+        return self.rasa_python or self.rasa_bin.parent / "python"
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -258,7 +314,7 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_per_conversation", "rate_limit_per_address")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
-        from bot.web.ratelimit import Rule
+        from bot.conversation.rate_limits import Rule
 
         Rule.parse(value)  # a clear error at start-up for "20 per minute" and the like
         return value
@@ -266,7 +322,7 @@ class Settings(BaseSettings):
     @property
     def local_tokens_dir(self) -> Path:
         """Where `make run` keeps the tokens it generated for Rasa and the action server: beside the tracker
-        store (``var/``), as the stack does (bot.devstack)."""
+        store (``var/``), as the stack does (devstack.stack)."""
         path = Path(self.tracker_db).parent
         return path if path.is_absolute() else PROJECT_ROOT / path
 
@@ -299,3 +355,19 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+ESCALATION_PREFIX = "SHOP_ESCALATION_"
+
+
+def escalation_thresholds(environ: Mapping[str, str] | None = None) -> EscalationThresholds:
+    """The old sentiment triggers' thresholds and the mood parameters: the defaults, overridden by the
+    ``SHOP_ESCALATION_*`` variables of ``environ`` (default: this process's environment). A bad or unknown
+    variable raises ValueError naming it. Not a Settings field: ``EscalationThresholds`` validates them itself,
+    in pure Python, so that the benchmarks and the Rasa venv read them the same way."""
+    import os
+
+    from bot.escalation.sentiment_triggers import EscalationThresholds
+
+    environ = os.environ if environ is None else environ
+    return EscalationThresholds.from_env({k: v for k, v in environ.items() if k.startswith(ESCALATION_PREFIX)})

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from bot.config import get_settings
@@ -75,6 +75,14 @@ async def in_session(url: str | None, work: Callable[..., T], *args: Any) -> T:
         with session_scope(url) as session:
             return work(session, *args)
     return await asyncio.to_thread(run)
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched. ``Session.execute`` is typed as returning ``Result``; for DML
+    without RETURNING it returns a ``CursorResult``, the one that has ``rowcount``."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"rows_affected needs the result of an UPDATE or DELETE, got {type(result).__name__}")
+    return int(result.rowcount or 0)
 
 
 def migrate(url: str | None = None) -> None:

@@ -1,13 +1,13 @@
 """Imports every module that defines tables, so Alembic and create_all see them all."""
 
-from bot.auth.models import LoginFailure, User, UserSession
-from bot.catalog.models import Product, ProductVariant
-from bot.convtests.models import ConversationTestResult, ConversationTestRow
-from bot.handoff.models import AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
-from bot.privacy.models import PrivacyLog
-from bot.relay.models import HeldMessage
+from bot.auth.tables import LoginFailure, User, UserSession
+from bot.catalog.tables import Product, ProductVariant
+from bot.convtests.tables import ConversationTestResult, ConversationTestRow
+from bot.handoff.tables import AgentPresence, HelpdeskOutbox, Ticket, TicketMessage
+from bot.held_messages.tables import HeldMessage
+from bot.privacy.tables import PrivacyLog
 from bot.shop.cart import CartItem
-from bot.shop.models import (
+from bot.shop.tables import (
     CrmProfile,
     Customer,
     Order,
@@ -19,8 +19,8 @@ from bot.shop.models import (
     Shipment,
     VerificationThrottle,
 )
-from bot.topics.models import Topic, TopicMember, TopicRun
-from bot.training.models import IngestState, ModelActivation, ModelVersion, NluLabelEvent, NluMessage
+from bot.topics.tables import Topic, TopicMember, TopicRun
+from bot.training.tables import IngestState, ModelActivation, ModelVersion, NluLabelEvent, NluMessage
 
 __all__ = [
     "AgentPresence",

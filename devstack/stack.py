@@ -24,15 +24,15 @@ from urllib.parse import quote
 
 import httpx
 
-from bot import PROJECT_ROOT
-from bot.config import ACTIONS_TOKEN_FILE, RASA_TOKEN_FILE, local_token
+from bot import PROJECT_ROOT, rasa_endpoints
+from bot.config import ACTIONS_TOKEN_FILE, RASA_TOKEN_FILE, get_settings, local_token
 
 COLORS = {"rasa": "\033[35m", "actions": "\033[36m", "gateway": "\033[32m"}
 RESET = "\033[0m"
 LOOPBACK = "127.0.0.1"  # where Rasa and the action server listen, whatever BIND_HOST says
 # Serving threads per process, unless the environment says otherwise. On a small machine Rasa's TensorFlow,
 # the action server's torch and the gateway share the cores: one thread each for one message at a time
-# cut p95 at 50 shoppers from 250 ms to 150 ms (README "Load"). Training jobs (started by the gateway)
+# cut p95 at 50 shoppers from 250 ms to 150 ms (docs/benchmarks.md, "Load"). Training jobs (started by the gateway)
 # keep their defaults, since they get neither.
 SERVING_THREADS = {
     # OpenBLAS too: the intent classifier's NumPy products are small, and OpenBLAS's idle threads spin (with two
@@ -45,16 +45,19 @@ SERVING_THREADS = {
 
 @dataclass
 class StackConfig:
-    rasa_port: int = int(os.environ.get("RASA_PORT", "5005"))
-    actions_port: int = int(os.environ.get("ACTIONS_PORT", "5055"))
-    gateway_port: int = int(os.environ.get("GATEWAY_PORT", "8000"))
-    host: str = os.environ.get("BIND_HOST", "127.0.0.1")  # the gateway's interface only
-    model: Path = field(default_factory=lambda: Path(os.environ.get("RASA_MODEL", "models/rasa/shop.tar.gz")))
-    tracker_db: Path = field(default_factory=lambda: Path(os.environ.get("TRACKER_DB", "var/rasa_tracker.sqlite3")))
-    python: Path = field(default_factory=lambda: Path(os.environ.get("APP_PYTHON", sys.executable)))
-    rasa_bin: Path = field(default_factory=lambda: Path(os.environ.get("RASA_BIN", ".venv-rasa/bin/rasa")))
+    """What the stack runs and where; the defaults come from the settings (RASA_PORT, ACTIONS_PORT, GATEWAY_PORT,
+    BIND_HOST, RASA_MODEL, TRACKER_DB, APP_PYTHON, RASA_BIN)."""
+
+    rasa_port: int = field(default_factory=lambda: get_settings().stack_rasa_port)
+    actions_port: int = field(default_factory=lambda: get_settings().stack_actions_port)
+    gateway_port: int = field(default_factory=lambda: get_settings().stack_gateway_port)
+    host: str = field(default_factory=lambda: get_settings().bind_host)  # the gateway's interface only
+    model: Path = field(default_factory=lambda: get_settings().rasa_model or Path("models/rasa/shop.tar.gz"))
+    tracker_db: Path = field(default_factory=lambda: Path(get_settings().tracker_db))
+    python: Path = field(default_factory=lambda: get_settings().app_python or Path(sys.executable))
+    rasa_bin: Path = field(default_factory=lambda: get_settings().rasa_bin)
     extra_env: dict[str, str] = field(default_factory=dict)
-    color: bool = sys.stdout.isatty()
+    color: bool = field(default_factory=lambda: sys.stdout.isatty())
 
 
 class Stack:
@@ -79,9 +82,12 @@ class Stack:
         return path if path.is_absolute() else PROJECT_ROOT / path
 
     def tokens(self) -> dict[str, str]:
-        """``SHOP_RASA_TOKEN`` and ``SHOP_ACTIONS_TOKEN``: the environment's, else generated (and kept)."""
+        """``SHOP_RASA_TOKEN`` and ``SHOP_ACTIONS_TOKEN``: ``extra_env``'s, else the settings', else generated
+        (and kept)."""
         if self._tokens is None:
-            given = {**os.environ, **self.config.extra_env}
+            settings = get_settings()
+            given = {"SHOP_RASA_TOKEN": settings.rasa_token, "SHOP_ACTIONS_TOKEN": settings.actions_token,
+                     **self.config.extra_env}
             self._tokens = {name: given.get(name, "").strip() or local_token(self.tokens_dir / file)
                             for name, file in (("SHOP_RASA_TOKEN", RASA_TOKEN_FILE),
                                                ("SHOP_ACTIONS_TOKEN", ACTIONS_TOKEN_FILE))}
@@ -122,16 +128,16 @@ class Stack:
         return Path(self.config.tracker_db).parent / f"endpoints-{self.config.rasa_port}.yml"
 
     def write_endpoints(self) -> Path:
-        """Rasa's endpoints for the engines in ``DATABASE_URL`` / ``REDIS_URL`` (bot.rasa_endpoints)."""
-        from bot import rasa_endpoints
-
+        """Rasa's endpoints for the engines in Rasa's ``DATABASE_URL`` / ``REDIS_URL`` (bot.rasa_endpoints):
+        ``extra_env``'s, else the settings'."""
         env = self._env()
-        default_db = f"sqlite:///{PROJECT_ROOT / 'var' / 'shop.sqlite3'}"
-        rasa_endpoints.ensure_event_database(env.get("DATABASE_URL", default_db))
+        settings = get_settings()
+        database_url = env.get("DATABASE_URL", settings.database_url)
+        rasa_endpoints.ensure_event_database(database_url)
         return rasa_endpoints.write(self.endpoints_file, action_url=env["ACTION_ENDPOINT_URL"],
-                                    action_token=env["SHOP_ACTIONS_TOKEN"],
-                                    database_url=env.get("DATABASE_URL", default_db),
-                                    sqlite_file=str(self.config.tracker_db), redis_url=env.get("REDIS_URL", ""))
+                                    action_token=env["SHOP_ACTIONS_TOKEN"], database_url=database_url,
+                                    sqlite_file=str(self.config.tracker_db),
+                                    redis_url=env.get("REDIS_URL", settings.redis_url))
 
     def env_for(self, name: str) -> dict[str, str]:
         """The environment of one process: the stack's, plus its serving threads where not set already."""
@@ -150,7 +156,7 @@ class Stack:
         return {
             "rasa": rasa,
             "actions": [str(c.python), "-m", "actions.server", "--actions", "actions", "-p", str(c.actions_port)],
-            "gateway": [str(c.python), "-m", "uvicorn", "bot.web.app:app", "--host", c.host,
+            "gateway": [str(c.python), "-m", "uvicorn", "--factory", "bot.web.app:create_app", "--host", c.host,
                         "--port", str(c.gateway_port), "--no-access-log", "--no-proxy-headers"],
         }
 

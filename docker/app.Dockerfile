@@ -13,6 +13,9 @@ COPY requirements/app.lock requirements/app.lock
 RUN grep -v '^torch==' requirements/app.lock > /tmp/app.lock && pip install -r /tmp/app.lock
 COPY bot bot
 COPY actions actions
+# the stack's process supervisor: the training gate starts a scratch Rasa and action server with it
+# (bot/convtests/runner.py)
+COPY devstack devstack
 COPY data/shop_policy.yml data/shop_policy.yml
 COPY data/search_synonyms.yml data/search_synonyms.yml
 # the seed conversation tests that setup-data saves on a fresh install (bot/convtests/seed.py)
@@ -30,7 +33,7 @@ RUN useradd --create-home shop && mkdir -p var models && chown -R shop var model
 USER shop
 EXPOSE 5055 8000
 # --no-proxy-headers: X-Forwarded-* count only from SHOP_TRUSTED_PROXIES (the gateway checks the peer itself)
-CMD ["python", "-m", "uvicorn", "bot.web.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]
+CMD ["python", "-m", "uvicorn", "--factory", "bot.web.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]
 
 # Rasa 3.6 runs on Python 3.10 only: the official slim image's interpreter, in its own prefix, with Rasa
 # in a venv (requirements/rasa.lock, as `make setup` installs it). bot/ stays on 3.11.

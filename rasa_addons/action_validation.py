@@ -3,7 +3,7 @@
 Rasa 3.6 checks every response of the action server with ``jsonschema.validate(response, schema)``
 (``RemoteAction._validate_action_result``). ``jsonschema.validate`` first checks the *schema* against
 its metaschema, every call; with jsonschema 4.17 that is the costly part. Under load it was 46% of the
-Rasa server's CPU (py-spy, 30 shoppers; see README "Load"). :func:`install` replaces the method with one
+Rasa server's CPU (py-spy, 30 shoppers; see docs/benchmarks.md, "Load"). :func:`install` replaces the method with one
 that validates against a validator built once: the same schema, the same draft, the same
 ``ValidationError`` with Rasa's message.
 """

@@ -15,7 +15,8 @@ Evaluated right after every shopper message, whatever the bot is doing. Rasa 3.6
   (with its NLU parse and sentiment) but runs no prediction at all.
 - Rasa trains every policy of the config (``is_trainable`` does not matter for policies), so ``train`` only
   checks the domain and persists a small marker. The escalation model (``bot/escalation/escalation_model.json``)
-  and the policy file are read when they change: neither needs a retraining or a restart.
+  and the policy file (``SHOP_POLICY_FILE``, rasa_addons/settings.py) are read when they change: neither needs
+  a retraining or a restart.
 - The signals compare a message with the shopper's earlier ones through the sentence embeddings that the NLU
   featurizer stores in each message's parse data.
 """
@@ -37,9 +38,11 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.escalation.decision import decide_events
+from bot.escalation.decision import decide_events, policy_settings
+from bot.escalation.episode import ESCALATE_ACTION
 from bot.escalation.model import ModelError
-from bot.sentiment import ESCALATE_ACTION
+from rasa_addons import settings
+from rasa_addons.action_validation import install as install_action_validation
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ class EscalationPolicy(Policy):
         featurizer: Any | None = None,
     ) -> None:
         super().__init__(config, model_storage, resource, execution_context, featurizer)
+        # Rasa calls the action server only where it predicts actions, that is where it built this policy (create
+        # or load, both through here), also when Rasa's own command line started it (docker-compose, rasa test):
+        # install the compiled validator of action-server responses here rather than at import.
+        install_action_validation()
         self.action = str(config.get("action", ESCALATE_ACTION))
         self._warned = False
 
@@ -88,7 +95,8 @@ class EscalationPolicy(Policy):
                 self._warned = True
             return self._prediction(probabilities)
         try:
-            decision = decide_events(event.as_dict() for event in tracker.events)
+            decision = decide_events((event.as_dict() for event in tracker.events),
+                                     settings=policy_settings(settings.policy_file()))
         except ModelError as exc:  # a broken model file must not stop the conversation
             logger.error(f"EscalationPolicy: {exc}")
             return self._prediction(probabilities)

@@ -14,7 +14,7 @@ model archive, and a parse costs well under a millisecond beyond the features.
 Out of scope: a message whose mean cosine similarity to its ``neighbours`` nearest in-scope training
 examples is below ``similarity_threshold`` is classified ``out_of_scope`` (whatever the regression says),
 as is one the regression itself puts there (the intent has its own training examples). The threshold is
-chosen on a dev split (``python -m bot bench nlu --calibrate``; README, "Understanding shoppers"). Low
+chosen on a dev split (``python -m bot bench nlu --calibrate``; docs/nlu.md). Low
 confidence in an in-scope intent is left to Rasa's ``FallbackClassifier`` after this component.
 """
 
@@ -120,8 +120,8 @@ class ShopIntentClassifier(GraphComponent, IntentClassifier):
             logger.warning("ShopIntentClassifier: fewer than two intents to train on; it will predict nothing")
             self.persist()
             return self._resource
-        dense_rows = [self._dense(m) for m in examples]
-        if any(row is None for row in dense_rows):
+        dense_rows = [row for row in (self._dense(m) for m in examples) if row is not None]
+        if len(dense_rows) != len(examples):
             raise ClassifierFeatureMismatch(
                 "ShopIntentClassifier needs dense sentence features for every training example: put "
                 "rasa_addons.sentence_embeddings.SentenceEmbeddingFeaturizer before it in config.yml")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,8 +22,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from rasa_addons import settings
+
 log = logging.getLogger(__name__)
-TOKEN_ENV = "SHOP_RASA_TOKEN"
 
 
 def authorized(request: Request, token: str) -> bool:
@@ -44,9 +44,9 @@ class TokenRestInput(RestInput):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        token = os.environ.get(TOKEN_ENV, "").strip()
+        token = settings.rasa_token()
         if not token:
-            log.warning("%s is empty: the REST webhook answers anyone who reaches this port", TOKEN_ENV)
+            log.warning("%s is empty: the REST webhook answers anyone who reaches this port", settings.RASA_TOKEN_ENV)
         return cls(token)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

@@ -12,7 +12,7 @@ lost), and a failing event broker stops the tracker from being saved at all.
 (a query over the latest session) to find which events are new, and with an event broker also retrieves and
 rebuilds the whole tracker to diff it; on SQLite each session also opened and closed a file connection and
 committed through a rollback journal. Under load that was about a quarter of the Rasa server's busy time
-(py-spy, README "Load"). Here:
+(py-spy, docs/benchmarks.md, "Load"). Here:
 
 - ``retrieve`` remembers on the tracker how many stored events it was built from. A turn runs under
   Rasa's conversation lock (in-process or Redis), so nobody else stores events for it between the retrieve
@@ -54,6 +54,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 class ShopSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` with pre-pinged pooled connections and one transaction per save (module docstring)."""
+
+    engine: sa.engine.Engine  # set by SQLTrackerStore.__init__, replaced below for SQLite
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,7 +104,7 @@ class ShopSQLTrackerStore(SQLTrackerStore):
 class PingingSQLEventBroker(SQLEventBroker):
     """``SQLEventBroker`` whose connection pool pings each connection before handing it out, and which starts
     beside another replica: Rasa's own creates its table unguarded, so two Rasa servers starting at once on
-    one PostgreSQL could fail with "relation events already exists" (seen in tests/test_scale_out.py)."""
+    one PostgreSQL could fail with "relation events already exists" (seen in tests/integration/test_scale_out.py)."""
 
     def __init__(self, dialect: str = "sqlite", host: str | None = None, port: int | None = None,
                  db: str = "events.db", username: str | None = None, password: str | None = None) -> None:

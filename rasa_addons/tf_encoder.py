@@ -4,7 +4,7 @@
 venv pins NumPy 1.23, whose OpenBLAS multiplies the small matrices of one short message about half as fast
 as a current one: 19 ms a message against 8 ms for the same graph in TensorFlow (already loaded by Rasa,
 one thread as Rasa serves). So Rasa runs the same weights through this graph; the result is the NumPy
-encoder's (``tests/nlu_components_rasa.py`` compares them: cosine > 0.9999).
+encoder's (``tests/rasa/nlu_components_rasa.py`` compares them: cosine > 0.9999).
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="shop-assistant-tests-"))
 os.environ["DATABASE_URL"] = f"sqlite:///{_TMP / 'shop.sqlite3'}"
-# SHOP_TEST_DATABASE=postgres runs the session against a throwaway PostgreSQL server (tests/pg.py)
+# SHOP_TEST_DATABASE=postgres runs the session against a throwaway PostgreSQL server (tests/support/pg.py)
 # that the tests start and stop themselves: `make test` does so for the shop modules.
 _PG_SERVER = None
 if os.environ.get("SHOP_TEST_DATABASE", "sqlite") == "postgres":
-    from tests.pg import PostgresServer, find_bin_dir
+    from tests.support.pg import PostgresServer, find_bin_dir
 
     _bin = find_bin_dir()
     if _bin is None:
@@ -38,7 +38,7 @@ os.environ["SHOP_TRAINING_ROOT"] = str(_TMP / "training-root")
 os.environ["SHOP_DEMO_PRODUCTS"] = "600"
 # Many tests run a gateway with Rasa down on the shared test database, and the gateway keeps those messages
 # for replay. A later test's gateway would replay them into its own Rasa (real or recorded) and disturb it:
-# replay is off here and on where it is tested (tests/test_faults.py, on its own database).
+# replay is off here and on where it is tested (tests/integration/test_faults.py, on its own database).
 os.environ["SHOP_REPLAY_HELD"] = "false"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -56,6 +56,17 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def tmp_root() -> Path:
     return _TMP
+
+
+GROUPS = ("unit", "integration", "browser", "rasa")  # the folders under tests/, each also a marker
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test carries its folder's marker, so ``pytest -m "not browser"`` and the like select by group."""
+    for item in items:
+        group = item.path.parent.name
+        if group in GROUPS:
+            item.add_marker(getattr(pytest.mark, group))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -83,9 +94,9 @@ def copy_training_inputs(target: Path) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     """Load the test catalog before test modules import ``actions`` (which builds the index)."""
     copy_training_inputs(Path(os.environ["SHOP_TRAINING_ROOT"]))
-    from bot.catalog import demo
     from bot.catalog.store import product_count, upsert_products
     from bot.db import migrate, session_scope
+    from bot.demo import catalog as demo
 
     migrate()
     with session_scope() as session:
@@ -118,8 +129,8 @@ def db_session(catalog: int) -> Iterator:
 @pytest.fixture(scope="session")
 def stack(catalog: int, tmp_root: Path) -> Iterator:
     """The real thing: Rasa with the trained model, the action server and the gateway, on free ports."""
-    from bot.devstack import Stack, StackConfig
     from bot.training import rasa_model
+    from devstack.stack import Stack, StackConfig
 
     if not rasa_model.model_path().exists():
         pytest.fail("no trained Rasa model: run `make model` (make test does) first")
@@ -167,9 +178,9 @@ def browser():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator:
-    """A throwaway PostgreSQL server (tests/pg.py) for the whole session; ``.create_database(name)``
+    """A throwaway PostgreSQL server (tests/support/pg.py) for the whole session; ``.create_database(name)``
     gives a fresh database URL. Skipped without PostgreSQL, except under CI where that fails."""
-    from tests.pg import postgres_server
+    from tests.support.pg import postgres_server
 
     with postgres_server() as server:
         yield server

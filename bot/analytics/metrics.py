@@ -1,6 +1,6 @@
 """The analytics figures, computed from Rasa's stored events and our ticket rows (pure: no I/O).
 
-Every figure is defined in the README ("Analytics"), denominator included. Days are UTC calendar days;
+Every figure is defined in docs/lead-console.md ("Analytics"), denominator included. Days are UTC calendar days;
 a period is ``since`` to ``until``, both inclusive. Vocabulary used below:
 
 - a *shopper message* is a ``user`` event with text; it is *typed* unless its text is a button payload
@@ -105,7 +105,7 @@ def _parse_day(value: str, name: str) -> date:
 
 @dataclass(frozen=True)
 class TicketRow:
-    """What analytics needs of a ticket (``bot.handoff.models.Ticket``)."""
+    """What analytics needs of a ticket (``bot.handoff.tables.Ticket``)."""
 
     conversation_id: str
     reason: str
@@ -266,8 +266,8 @@ def escalation(events: Sequence[RasaEvent], tickets: Sequence[TicketRow]) -> dic
     conversations = len(first_messages(events))
     found = handoffs(events)
     by_conversation: dict[str, list[TicketRow]] = defaultdict(list)
-    for ticket in tickets:
-        by_conversation[ticket.conversation_id].append(ticket)
+    for row in tickets:
+        by_conversation[row.conversation_id].append(row)
     reasons: Counter[str] = Counter()
     for conversation_id, ts in found.items():
         ticket = ticket_for(conversation_id, ts, by_conversation.get(conversation_id, []))
@@ -401,8 +401,8 @@ def conversation_rows(events: Sequence[RasaEvent], tickets: Sequence[TicketRow],
             typed[sender] += 1
             fell[sender] += intent_of(event) == FALLBACK_INTENT
     by_conversation: dict[str, list[TicketRow]] = defaultdict(list)
-    for ticket in tickets:
-        by_conversation[ticket.conversation_id].append(ticket)
+    for row in tickets:
+        by_conversation[row.conversation_id].append(row)
     newest = sorted(first, key=lambda s: (-first[s], s))[:max(limit, 0)]
     rows = []
     for sender in newest:

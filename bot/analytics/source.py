@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot.analytics import metrics
 from bot.analytics.metrics import Period, TicketRow
 from bot.db import session_scope
-from bot.handoff.models import Ticket
+from bot.handoff.tables import Ticket
 from bot.rasa_events import RasaEvent, read_events
 
 EVENT_TYPES = ("user", "bot", "action")

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.auth.models import User, UserSession
+from bot.auth.tables import User, UserSession
 from bot.auth.users import UserView, utcnow, view_of
+from bot.db import rows_affected
 
 SESSION_TTL = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(hours=2)
@@ -78,17 +79,17 @@ def end_session(session: Session, token: str | None) -> bool:
     """Log out: the session is gone (True when there was one)."""
     if not token or len(token) > MAX_TOKEN:
         return False
-    return bool(session.execute(delete(UserSession).where(UserSession.id == session_id(token))).rowcount)
+    return bool(rows_affected(session.execute(delete(UserSession).where(UserSession.id == session_id(token)))))
 
 
 def end_user_sessions(session: Session, user_id: int) -> int:
-    return int(session.execute(delete(UserSession).where(UserSession.user_id == user_id)).rowcount or 0)
+    return rows_affected(session.execute(delete(UserSession).where(UserSession.user_id == user_id)))
 
 
 def purge_expired(session: Session, now: datetime | None = None, idle: timedelta = IDLE_TIMEOUT) -> int:
     now = now or utcnow()
-    return int(session.execute(delete(UserSession).where(
-        (UserSession.expires_at <= now) | (UserSession.last_seen <= now - idle))).rowcount or 0)
+    return rows_affected(session.execute(delete(UserSession).where(
+        (UserSession.expires_at <= now) | (UserSession.last_seen <= now - idle))))
 
 
 def csrf_ok(auth: AuthSession, presented: str | None) -> bool:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.auth.models import LoginFailure
+from bot.auth.tables import LoginFailure
 from bot.clock import utcnow
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.auth.models import AGENT, LEAD, ROLES, User
 from bot.auth.passwords import hash_password, needs_rehash, verify_password
+from bot.auth.tables import AGENT, LEAD, ROLES, User
 from bot.clock import utcnow
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}$")

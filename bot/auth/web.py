@@ -1,9 +1,11 @@
-"""FastAPI glue for agent sessions: the cookie, the current user, ``require_role`` and the CSRF check.
+"""FastAPI glue for console sessions (agent and lead): the cookies, the current user, ``require_role`` and
+the CSRF checks.
 
 The session cookie is HttpOnly and SameSite=Strict, and Secure except for plain-HTTP requests to a
 loopback address (``make run`` on http://localhost): browsers keep Secure cookies only over HTTPS.
 State-changing requests (POST, PUT, PATCH, DELETE) must carry the session's CSRF token in the
-``X-CSRF-Token`` header (the inbox page reads it from ``GET /agent/api/me``).
+``X-CSRF-Token`` header (the inbox page reads it from ``GET /agent/api/me``). The login form itself is
+guarded by a double-submit token: a short-lived cookie that must match the form's hidden field.
 The app must set ``app.state.settings`` (its ``database_url`` is used).
 """
 
@@ -11,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request, Response
 from starlette.requests import HTTPConnection
 
-from bot.auth.models import ROLES
 from bot.auth.sessions import SESSION_TTL, AuthSession, csrf_ok, load_session
+from bot.auth.tables import ROLES
 from bot.db import session_scope
 
 SESSION_COOKIE = "shop_agent_session"
+LOGIN_CSRF_COOKIE = "shop_login_csrf"
+LOGIN_PATH = "/agent/login"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -49,6 +54,27 @@ def set_session_cookie(response: Response, connection: HTTPConnection, token: st
 def clear_session_cookie(response: Response, connection: HTTPConnection) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=cookie_secure(connection), httponly=True,
                            samesite="strict")
+
+
+def new_login_token() -> str:
+    """A fresh token for the login form's hidden field and its cookie."""
+    return secrets.token_urlsafe(24)
+
+
+def set_login_csrf_cookie(response: Response, connection: HTTPConnection, token: str) -> None:
+    """The login form's token in its cookie, sent back to the login path only."""
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path=LOGIN_PATH, httponly=True,
+                        samesite="strict", secure=cookie_secure(connection))
+
+
+def login_csrf_ok(connection: HTTPConnection, submitted: str) -> bool:
+    """The login form came from this origin with the token of its cookie."""
+    cookie = connection.cookies.get(LOGIN_CSRF_COOKIE, "")
+    return same_origin(connection) and bool(cookie) and secrets.compare_digest(cookie.encode(), submitted.encode())
+
+
+def clear_login_csrf_cookie(response: Response) -> None:
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
 
 
 def _load(database_url: str, token: str | None) -> AuthSession | None:

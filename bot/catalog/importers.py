@@ -18,7 +18,7 @@ import csv
 import html
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as default
 from enum import StrEnum
@@ -348,7 +348,7 @@ def _shopify_product(handle_name: str, rows: list[tuple[int, dict[str, str]]], m
         "category": first.get("Product Category") or first.get("Type"),
         "price": min(prices) if prices else None, "stock": sum(v["stock"] for v in variants),
         "image_url": first.get("Image Src"), "sizes": _unique(v["size"] for v in in_stock),
-        "color": (colors or _unique(v["color"] for v in variants) or [None])[0],
+        "color": next(iter(colors or _unique(v["color"] for v in variants)), None),
     }
     raw.update(_mapped(first, mapping) if mapping else {})
     try:
@@ -393,7 +393,9 @@ def read_shopify(path: Path, mapping: dict[str, str], escapechar: str | None = N
         yield _shopify_product(handle_name, rows, mapping, skus)
 
 
-READERS = {Format.shopify: read_shopify, Format.csv: read_csv, Format.jsonl: read_jsonl}
+# The delimited formats; JSON Lines has no escape character and is read by read_jsonl.
+READERS: dict[Format, Callable[[Path, dict[str, str], str | None], Iterator[ImportRow]]] = {
+    Format.shopify: read_shopify, Format.csv: read_csv}
 
 
 def read(path: Path, fmt: Format, mapping: dict[str, str] | None = None,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.catalog.models import Product, ProductVariant
+from bot.catalog.tables import Product, ProductVariant
 
 _FIELDS = ("title", "description", "brand", "category", "price", "currency", "color", "material", "gender",
            "sizes", "attributes", "rating", "rating_count", "stock", "image_url")
@@ -56,8 +56,8 @@ def _set_variants(product: Product, wanted: list[dict[str, Any]]) -> bool:
     """Make ``product.variants`` the ``wanted`` ones (by SKU); whether anything changed."""
     changed = False
     keep = {variant["sku"] for variant in wanted}
-    for variant in [v for v in product.variants if v.sku not in keep]:
-        product.variants.remove(variant)  # delete-orphan: the row goes
+    for gone in [v for v in product.variants if v.sku not in keep]:
+        product.variants.remove(gone)  # delete-orphan: the row goes
         changed = True
     mine = {v.sku: v for v in product.variants}
     for data in wanted:

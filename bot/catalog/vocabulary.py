@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.catalog.models import Product
+from bot.catalog.tables import Product
 
 ENTITIES: tuple[str, ...] = ("brand", "color", "category", "material", "size", "gender")
 LOOKUPS_FILE = Path("data") / "nlu" / "lookups.yml"

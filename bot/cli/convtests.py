@@ -6,21 +6,20 @@ from pathlib import Path
 
 import typer
 
+from bot.cli.output import fail
+from bot.convtests.seed import import_tests, seed
+from bot.convtests.store import all_tests, summaries
+from bot.convtests.yaml_io import ConvTestYamlError, export_file
+from bot.db import migrate, session_scope
+from bot.privacy.tables import actor_name
+
 convtests_app = typer.Typer(help="Saved conversations as regression tests: seed, list, export, import",
                             no_args_is_help=True)
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 @convtests_app.command("seed")
 def seed_cmd() -> None:
     """Import our own test stories and the seed conversations (tests already saved by name are kept)."""
-    from bot.convtests.seed import seed
-    from bot.db import migrate, session_scope
-
     migrate()
     with session_scope() as session:
         added = seed(session)
@@ -30,9 +29,6 @@ def seed_cmd() -> None:
 @convtests_app.command("list")
 def list_cmd() -> None:
     """Each saved test: name, turns, source, and its last result per model version."""
-    from bot.convtests.store import summaries
-    from bot.db import migrate, session_scope
-
     migrate()
     with session_scope() as session:
         rows = summaries(session)
@@ -46,32 +42,23 @@ def list_cmd() -> None:
 @convtests_app.command("export")
 def export_cmd(file: Path) -> None:
     """Write every saved test to FILE as YAML (Rasa's test-story format)."""
-    from bot.convtests.store import all_tests
-    from bot.convtests.yaml_io import export_file
-    from bot.db import migrate, session_scope
-
     migrate()
     with session_scope() as session:
         tests = all_tests(session)
     try:
         export_file(tests, file)
     except OSError as exc:
-        _fail(f"{file}: cannot be written ({exc.strerror or exc})")
+        fail(f"{file}: cannot be written ({exc.strerror or exc})")
     typer.echo(f"{len(tests)} conversation tests written to {file}")
 
 
 @convtests_app.command("import")
 def import_cmd(file: Path) -> None:
     """Save the tests of the YAML FILE; names already saved are skipped (and counted)."""
-    from bot.convtests.seed import import_tests
-    from bot.convtests.yaml_io import ConvTestYamlError
-    from bot.db import migrate, session_scope
-    from bot.privacy.models import actor_name
-
     migrate()
     try:
         with session_scope() as session:
             added, skipped = import_tests(session, file, created_by=actor_name())
     except (ConvTestYamlError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"{added} conversation tests added, {skipped} skipped (a test of that name exists)")

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import getpass
-import json
-import sys
+import logging
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn
+from sqlalchemy import select
+
+from bot.cli.output import fail, print_json
+from bot.clock import utcnow
+from bot.config import get_settings
+from bot.db import migrate, session_scope
+from bot.training import jobs, rasa_model, registry
+from bot.training.activation import ActivationError, activate
+from bot.training.tables import READY, ModelVersion
+from bot.training.workspace import Workspace
 
 model_app = typer.Typer(help="Rasa model: training, evaluation gate, versions, activation", no_args_is_help=True)
 
 
-def _workspace():  # type: ignore[no-untyped-def]
-    from bot.config import get_settings
-    from bot.training.workspace import Workspace
-
+def _workspace() -> Workspace:
     return Workspace.from_settings(get_settings())
 
 
@@ -27,13 +36,6 @@ def model_ensure(force: bool = False) -> None:
     A version the console trained from the same data counts (and so does a lead's choice of the active version:
     a rollback is kept). A newly trained model is registered and activated.
     """
-    from sqlalchemy import select
-
-    from bot.clock import utcnow
-    from bot.db import migrate, session_scope
-    from bot.training import rasa_model, registry
-    from bot.training.models import READY, ModelVersion
-
     migrate()
     workspace = _workspace()
     current = rasa_model.fingerprint(workspace.root)
@@ -66,12 +68,6 @@ def model_train(
     from_scratch: Annotated[bool, typer.Option(help="train anew instead of fine-tuning the active model")] = False,
 ) -> None:
     """Export the leads' labels, train a new versioned model in the background and evaluate it (gate)."""
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    from bot.config import get_settings
-    from bot.db import migrate, session_scope
-    from bot.training import jobs
-
     migrate()
     workspace = _workspace()
     for_trainer = get_settings().training_runner == "worker"
@@ -81,8 +77,7 @@ def model_train(
                              from_scratch=from_scratch, for_trainer=for_trainer)
             version = row.version
     except jobs.TrainingBusy as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(3) from exc
+        fail(str(exc), 3)
     if for_trainer:
         typer.echo(f"version {version} is queued for the trainer service")
     else:
@@ -115,13 +110,6 @@ def model_worker(
 
     It needs the Rasa venv (RASA_BIN) and the training inputs (SHOP_TRAINING_ROOT); one job runs at a time.
     """
-    import logging
-    import signal
-    import threading
-
-    from bot.db import migrate
-    from bot.training import jobs
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
     migrate()
     stop = threading.Event()
@@ -136,35 +124,22 @@ def model_worker(
 @model_app.command("run-job", hidden=True)
 def model_run_job(version: int) -> None:
     """The training job's process (started by the console or `model train`)."""
-    from bot.training import jobs
-
     row = jobs.run_job(version)
     raise typer.Exit(0 if row.state == "ready" else 1)
 
 
 def _print_result(version: int) -> None:
-    from bot.db import session_scope
-    from bot.training import registry
-
     with session_scope() as session:
         row = registry.get_version(session, version)
         assert row is not None
         summary = registry.summary(row)
-    json.dump({k: summary[k] for k in ("version", "state", "examples", "metrics", "baseline_version",
-                                       "baseline_metrics", "gate", "error")}, sys.stdout)
-    sys.stdout.write("\n")
+    print_json({k: summary[k] for k in ("version", "state", "examples", "metrics", "baseline_version",
+                                        "baseline_metrics", "gate", "error")})
 
 
 @model_app.command("list")
 def model_list() -> None:
     """Every version: state, who and when, test-set scores, gate, active."""
-    from sqlalchemy import select
-
-    from bot.clock import utcnow
-    from bot.db import migrate, session_scope
-    from bot.training import registry
-    from bot.training.models import ModelVersion
-
     migrate()
     with session_scope() as session:
         registry.ensure_baseline(session, _workspace(), utcnow())
@@ -188,9 +163,6 @@ def model_activate(
     reason: Annotated[str, typer.Option(help="required to override a blocked gate or to roll back")] = "",
 ) -> None:
     """Load a version into the running Rasa server (no restart) and record it as active."""
-    from bot.config import get_settings
-    from bot.training.activation import ActivationError, activate
-
     settings = get_settings()
     try:
         done = activate(version, rasa_url=settings.rasa_servers, user_id=None,

@@ -10,19 +10,21 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.output import fail
+from bot.clock import utcnow
+from bot.config import get_settings
+from bot.db import migrate, session_scope
+from bot.privacy.erase import erase_customer, reclaim_space
+from bot.privacy.export import UnknownSubject, export_customer, find_subject
+from bot.privacy.retention import apply_retention
+from bot.privacy.tables import EXPORT, record
+
 privacy_app = typer.Typer(help="Customers' personal data: export, erasure, retention", no_args_is_help=True)
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _reclaim(*urls: str) -> dict[str, str]:
     """SQLite: checkpoint and vacuum each database once, so deleted personal data leaves the files; a warning
     for each that could not be (PostgreSQL: what the operator must run). Database name -> what was done."""
-    from bot.privacy.erase import reclaim_space
-
     reclaimed = [reclaim_space(url) for url in dict.fromkeys(urls)]
     for item in reclaimed:
         if not item.done:
@@ -36,12 +38,6 @@ def export_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: standard output)")] = None,
 ) -> None:
     """Write everything held about the customer with EMAIL as JSON (logged, without the email)."""
-    from bot.clock import utcnow
-    from bot.config import get_settings
-    from bot.db import migrate, session_scope
-    from bot.privacy.export import UnknownSubject, export_customer
-    from bot.privacy.models import EXPORT, record
-
     settings = get_settings()
     migrate()
     try:
@@ -60,7 +56,7 @@ def export_cmd(
                 tmp.replace(out)
             record(session, EXPORT, counts, at=utcnow(), email=email)
     except (UnknownSubject, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if out is None:
         sys.stdout.write(text)
     else:
@@ -74,11 +70,6 @@ def erase_cmd(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Erase the personal data of the customer with EMAIL (orders stay, anonymised); logged."""
-    from bot.config import get_settings
-    from bot.db import migrate, session_scope
-    from bot.privacy.erase import erase_customer
-    from bot.privacy.export import UnknownSubject, find_subject
-
     settings = get_settings()
     migrate()
     if not yes:
@@ -90,14 +81,14 @@ def erase_cmd(
         except UnknownSubject:
             summary = "nothing found (perhaps erased before)"
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         typer.confirm(f"Erase the personal data of {email.strip()}: {summary}? This cannot be undone",
                       abort=True)
     try:
         with session_scope() as session:
             result = erase_customer(session, email, settings.tracker_url)
     except (UnknownSubject, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     # the deleted rows' bytes: out of SQLite's free pages and write-ahead log (also after a repeated erase,
     # which finishes what an interrupted or busy earlier one left)
     reclaimed = _reclaim(settings.database_url, settings.tracker_url)
@@ -114,10 +105,6 @@ def retention_cmd(
         "--days", min=0, help="age in days (default: SHOP_RETENTION_DAYS; 0 keeps everything)")] = None,
 ) -> None:
     """Delete conversations, unlabelled NLU inbox messages and resolved tickets older than the retention period."""
-    from bot.config import get_settings
-    from bot.db import migrate, session_scope
-    from bot.privacy.retention import apply_retention
-
     settings = get_settings()
     days = settings.retention_days if days is None else days
     migrate()

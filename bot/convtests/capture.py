@@ -49,47 +49,43 @@ def _user_text(event: RasaEvent) -> str:
     return redact_example(text)[0] if text else text
 
 
-def turns_from_events(events: list[RasaEvent]) -> list[ExpectedTurn]:
-    """The expected turns of one conversation's events (in stored order)."""
-    turns: list[ExpectedTurn] = []
-    current: _Turn | None = None
-    loop: str | None = None
-    requested: str | None = None
+class _Fold:
+    """The state of :func:`turns_from_events` while it reads one conversation's events."""
 
-    def close() -> None:
+    def __init__(self) -> None:
+        self.turns: list[ExpectedTurn] = []
+        self.current: _Turn | None = None
+        self.loop: str | None = None
+        self.requested: str | None = None
+
+    def close(self) -> None:
+        """The turn being read is complete: append it with the kind of reply it got."""
+        current = self.current
         if current is None:
             return
         if current.handoff:
             reply = ReplyKind.HANDOFF
         elif current.cards:
             reply = ReplyKind.PRODUCT_CARDS
-        elif loop and requested:
+        elif self.loop and self.requested:
             reply = ReplyKind.FORM_QUESTION
         else:
             reply = ReplyKind.TEXT
-        turns.append(ExpectedTurn(user=current.user, intent=current.intent, actions=tuple(current.actions),
-                                  reply=reply))
+        self.turns.append(ExpectedTurn(user=current.user, intent=current.intent, actions=tuple(current.actions),
+                                       reply=reply))
 
-    for event in events:
-        kind = event.type_name
-        if kind == "user":
-            close()
-            text = _user_text(event)
-            if not text:
-                current = None
-                continue
-            intent = (event.parse_data.get("intent") or {}).get("name") or event.intent_name
-            current = _Turn(user=text, intent=str(intent) if intent else None)
-        elif kind == "restart":
-            loop = requested = None
-        elif kind == "active_loop":
-            loop = event.data.get("name") or None
-        elif kind == "slot" and event.data.get("name") == "requested_slot":
-            value = event.data.get("value")
-            requested = str(value) if value else None
-        elif current is None:
-            continue
-        elif kind == "action":
+    def user(self, event: RasaEvent) -> None:
+        self.close()
+        text = _user_text(event)
+        if not text:
+            self.current = None
+            return
+        intent = (event.parse_data.get("intent") or {}).get("name") or event.intent_name
+        self.current = _Turn(user=text, intent=str(intent) if intent else None)
+
+    def answer(self, current: _Turn, kind: str, event: RasaEvent) -> None:
+        """An action, bot message or pause that answers the current turn."""
+        if kind == "action":
             name = str(event.data.get("name") or event.action_name or "")
             if name and name not in NOT_AN_ANSWER:
                 current.actions.append(name)
@@ -100,7 +96,26 @@ def turns_from_events(events: list[RasaEvent]) -> list[ExpectedTurn]:
                 current.cards = True
         elif kind == "pause":
             current.handoff = True
-    close()
+
+
+def turns_from_events(events: list[RasaEvent]) -> list[ExpectedTurn]:
+    """The expected turns of one conversation's events (in stored order)."""
+    fold = _Fold()
+    for event in events:
+        kind = event.type_name
+        if kind == "user":
+            fold.user(event)
+        elif kind == "restart":
+            fold.loop = fold.requested = None
+        elif kind == "active_loop":
+            fold.loop = event.data.get("name") or None
+        elif kind == "slot" and event.data.get("name") == "requested_slot":
+            value = event.data.get("value")
+            fold.requested = str(value) if value else None
+        elif fold.current is not None:
+            fold.answer(fold.current, kind, event)
+    fold.close()
+    turns = fold.turns
     # Stop after the first handoff: the rest is the shopper talking to a person.
     for index, turn in enumerate(turns):
         if turn.reply is ReplyKind.HANDOFF:

@@ -1,12 +1,12 @@
 """Plays saved conversation tests against a model and reports, per test, the first turn that diverged.
 
-:func:`play` talks to a running Rasa server the way the gateway does (``bot/web/rasa_client.py``): each
+:func:`play` talks to a running Rasa server the way the gateway does (``bot/conversation/rasa_client.py``): each
 shopper message goes to the REST webhook (``Authorization: Bearer <token>``, as ``rasa_addons/rest_channel.py``
 wants), then the conversation's tracker is read through the HTTP API (``?token=``) and the events since the
 previous turn give the intent, the actions and the kind of reply. Every run uses a fresh conversation id.
 
 :class:`ScratchRasa` starts a Rasa server with a candidate model and the project's action server on free
-loopback ports (the command lines and endpoints of ``bot/devstack.py`` and ``bot/rasa_endpoints.py``), with
+loopback ports (the command lines and endpoints of ``devstack/stack.py`` and ``bot/rasa_endpoints.py``), with
 generated tokens and a SQLite tracker store in a temporary folder, so the real conversations are untouched.
 The action server is the real one, on the real database: a test that searches reads the real catalog, and a
 test that hands over or fills a cart does so for its own conversation id (``convtest-...``).
@@ -154,8 +154,8 @@ class ScratchRasa:
 
     def __enter__(self) -> ScratchRasa:
         from bot import rasa_endpoints
-        from bot.devstack import Stack, StackConfig
         from bot.training.rasa_model import rasa_executable
+        from devstack.stack import Stack, StackConfig
 
         if not self.model.exists():
             raise FileNotFoundError(f"no model archive at {self.model}")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot import PROJECT_ROOT
 from bot.convtests import store, yaml_io
-from bot.convtests.models import ConversationTestRow
+from bot.convtests.tables import ConversationTestRow
 
 SEED_FILES = (PROJECT_ROOT / "tests" / "test_stories.yml",
               PROJECT_ROOT / "data" / "conversation_tests" / "seed.yml")

@@ -14,8 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
-from bot.convtests.models import MAX_NAME, ConversationTestResult, ConversationTestRow
 from bot.convtests.spec import ConversationTest, ExpectedTurn, ReplyKind, TestOutcome, TurnResult
+from bot.convtests.tables import MAX_NAME, ConversationTestResult, ConversationTestRow
 
 
 class DuplicateTestName(ValueError):

@@ -106,6 +106,20 @@ def _assumes_values(slots: Any) -> bool:
 
 
 def _story_to_test(item: Any, index: int, default_source: str) -> ConversationTest:
+    name, where, steps, metadata = _story_parts(item, index)
+    turns = _steps_to_turns(steps, where)
+    replies = _reply_kinds(metadata, turns, where)
+    source = metadata.get("source", default_source)
+    if not isinstance(source, str):
+        raise ConvTestYamlError(f"{where}: metadata.source must be text")
+    return ConversationTest(
+        name=name, source=source,
+        turns=tuple(ExpectedTurn(user=t["user"], intent=t["intent"], actions=tuple(t["actions"]), reply=reply)
+                    for t, reply in zip(turns, replies, strict=True)))
+
+
+def _story_parts(item: Any, index: int) -> tuple[str, str, list[Any], dict[str, Any]]:
+    """(name, where for error messages, steps, metadata) of one story, checked."""
     where = f"story #{index + 1}"
     if not isinstance(item, dict):
         raise ConvTestYamlError(f"{where}: expected a mapping with 'story' and 'steps'")
@@ -122,24 +136,33 @@ def _story_to_test(item: Any, index: int, default_source: str) -> ConversationTe
     metadata = item.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ConvTestYamlError(f"{where}: 'metadata' must be a mapping")
+    return name, where, steps, metadata
 
+
+def _user_turn(step: dict[str, Any], at: str) -> dict[str, Any]:
+    """The turn a ``user:`` step starts."""
+    text = step["user"]
+    if not isinstance(text, str) or not text.strip():
+        raise ConvTestYamlError(f"{at}: 'user' must be the shopper's text")
+    intent = step.get("intent")
+    if intent is not None and _name(intent) is None:
+        raise ConvTestYamlError(f"{at}: 'intent' must be an intent name")
+    extra = set(step) - {"user", "intent", "entities", "metadata"}
+    if extra:
+        raise ConvTestYamlError(f"{at}: unknown keys {sorted(extra)} in a user step")
+    return {"user": _ANNOTATION.sub(r"\1", text).strip(), "intent": _name(intent), "actions": [], "form": False}
+
+
+def _steps_to_turns(steps: list[Any], where: str) -> list[dict[str, Any]]:
+    """The story's turns: user text, intent, actions and whether a form asked (see the module's docstring
+    for where a test ends)."""
     turns: list[dict[str, Any]] = []
     for n, step in enumerate(steps, start=1):
         at = f"{where}, step {n}"
         if not isinstance(step, dict):
             raise ConvTestYamlError(f"{at}: expected a mapping such as 'user:' or 'action:'")
         if "user" in step:
-            text = step["user"]
-            if not isinstance(text, str) or not text.strip():
-                raise ConvTestYamlError(f"{at}: 'user' must be the shopper's text")
-            intent = step.get("intent")
-            if intent is not None and _name(intent) is None:
-                raise ConvTestYamlError(f"{at}: 'intent' must be an intent name")
-            extra = set(step) - {"user", "intent", "entities", "metadata"}
-            if extra:
-                raise ConvTestYamlError(f"{at}: unknown keys {sorted(extra)} in a user step")
-            turns.append({"user": _ANNOTATION.sub(r"\1", text).strip(), "intent": _name(intent), "actions": [],
-                          "form": False})
+            turns.append(_user_turn(step, at))
         elif "action" in step:
             action = _name(step["action"])
             if action is None:
@@ -165,27 +188,25 @@ def _story_to_test(item: Any, index: int, default_source: str) -> ConversationTe
                                     "'active_loop' or 'slot_was_set'")
     if not turns:
         raise ConvTestYamlError(f"{where}: no user step")
+    return turns
 
+
+def _reply_kinds(metadata: dict[str, Any], turns: list[dict[str, Any]], where: str) -> list[ReplyKind | None]:
+    """The expected reply kind of each turn: from ``metadata.reply_kinds``, else a form question where a
+    form asked and unchecked (None) elsewhere."""
     kinds = metadata.get("reply_kinds")
     if kinds is None:
-        replies: list[ReplyKind | None] = [ReplyKind.FORM_QUESTION if t["form"] else None for t in turns]
-    else:
-        if not isinstance(kinds, list) or len(kinds) != len(turns):
-            raise ConvTestYamlError(f"{where}: metadata.reply_kinds must list one entry per user step "
-                                    f"({len(turns)}), got {kinds!r}")
-        replies = []
-        for kind in kinds:
-            if kind is not None and kind not in _KINDS:
-                raise ConvTestYamlError(f"{where}: unknown reply kind {kind!r}; expected one of "
-                                        f"{sorted(_KINDS)} or null")
-            replies.append(_KINDS[kind] if kind is not None else None)
-    source = metadata.get("source", default_source)
-    if not isinstance(source, str):
-        raise ConvTestYamlError(f"{where}: metadata.source must be text")
-    return ConversationTest(
-        name=name, source=source,
-        turns=tuple(ExpectedTurn(user=t["user"], intent=t["intent"], actions=tuple(t["actions"]), reply=reply)
-                    for t, reply in zip(turns, replies, strict=True)))
+        return [ReplyKind.FORM_QUESTION if t["form"] else None for t in turns]
+    if not isinstance(kinds, list) or len(kinds) != len(turns):
+        raise ConvTestYamlError(f"{where}: metadata.reply_kinds must list one entry per user step "
+                                f"({len(turns)}), got {kinds!r}")
+    replies: list[ReplyKind | None] = []
+    for kind in kinds:
+        if kind is not None and kind not in _KINDS:
+            raise ConvTestYamlError(f"{where}: unknown reply kind {kind!r}; expected one of "
+                                    f"{sorted(_KINDS)} or null")
+        replies.append(_KINDS[kind] if kind is not None else None)
+    return replies
 
 
 def loads(text: str, *, source: str = "yaml") -> list[ConversationTest]:

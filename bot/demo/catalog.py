@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 APPAREL_SIZES = ["XS", "S", "M", "L", "XL", "XXL"]
-SHOE_SIZES = ["6", "7", "8", "9", "10", "11", "12"]
+SHOE_SIZES = ("6", "7", "8", "9", "10", "11", "12")
 KIDS_SIZES = ["2T", "3T", "4", "6", "8", "10", "12"]
 
 COLORS = ["black", "white", "navy", "blue", "red", "green", "grey", "beige", "brown", "pink", "yellow", "olive"]
@@ -187,7 +187,7 @@ def _price(rng: random.Random, low: float, high: float) -> float:
 
 
 def generate(count: int = 5000, seed: int = 7) -> Iterator[dict[str, Any]]:
-    """Yield ``count`` product dicts (fields of :class:`bot.catalog.models.Product`)."""
+    """Yield ``count`` product dicts (fields of :class:`bot.catalog.tables.Product`)."""
     rng = random.Random(seed)
     for i in range(count):
         ptype = TYPES[i % len(TYPES)]

@@ -24,9 +24,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.catalog.models import Product
-from bot.policy import ShopPolicy, get_policy
-from bot.shop.models import (
+from bot.catalog.tables import Product
+from bot.knowledge.shop_policy_file import ShopPolicy, get_policy
+from bot.shop.orders import RETURN_REASONS, utcnow
+from bot.shop.tables import (
     CANCELLED,
     DELIVERED,
     PAID,
@@ -42,7 +43,6 @@ from bot.shop.models import (
     Return,
     Shipment,
 )
-from bot.shop.orders import RETURN_REASONS, utcnow
 
 FIRST_NUMBER = 100001
 
@@ -109,8 +109,8 @@ class DemoCustomer:
     email: str
     postcode: str
     note: str
-    order_number: str | None  # the showcase order
-    status: str | None  # its status now
+    order_number: str  # the showcase order
+    status: str  # its status now
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from bot.escalation.episode import escalated_since_handback, segment_from_events, since_handback
 from bot.escalation.model import EscalationModel, default_model
 from bot.escalation.signals import Exchange, MessageSignals, asks_for_person, signal_rows
-from bot.sentiment import escalated_since_handback, segment_from_events, since_handback
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +59,6 @@ SIGNAL_WORDS = {
     "length_ratio": "shorter replies", "shrinking": "replies shrinking",
     "repeat_after_failure": "repeated after a bot failure", "correction_after_failure": "corrected after a failure",
 }
-POLICY_FILE_ENV = "SHOP_POLICY_FILE"  # the same setting as bot.config.Settings.policy_file
-DEFAULT_POLICY_FILE = Path(__file__).resolve().parents[2] / "data" / "shop_policy.yml"
 
 
 class EscalationSettingsError(ValueError):
@@ -120,10 +117,10 @@ class EscalationSettings:
 _SETTINGS: dict[Path, tuple[float, EscalationSettings]] = {}
 
 
-def policy_settings(path: Path | None = None) -> EscalationSettings:
-    """The ``escalation`` section of the shop-policy file (``SHOP_POLICY_FILE``), re-read when the file
-    changes. A file that does not load keeps the last good settings (the defaults at first), logged."""
-    path = path or Path(os.environ.get(POLICY_FILE_ENV) or DEFAULT_POLICY_FILE)
+def policy_settings(path: Path) -> EscalationSettings:
+    """The ``escalation`` section of the shop-policy file ``path`` (``Settings.policy_file``,
+    ``SHOP_POLICY_FILE``), re-read when the file changes. A file that does not load keeps the last good
+    settings (the defaults at first), logged."""
     try:
         stamp = path.stat().st_mtime
     except OSError:
@@ -272,9 +269,9 @@ def exchanges_from_events(events: Iterable[Mapping[str, Any]]) -> list[Exchange]
 
 def decide_events(events: Iterable[Mapping[str, Any]], model: EscalationModel | None = None,
                   settings: EscalationSettings | None = None) -> Decision | None:
-    """:func:`decide` over a tracker's events; None once this bot episode was escalated (never twice)."""
+    """:func:`decide` over a tracker's events; None once this bot episode was escalated (never twice).
+    ``settings``: the policy file's (:func:`policy_settings`); None, the defaults."""
     events = list(events)
     if escalated_since_handback(events):
         return None
-    return decide(exchanges_from_events(events), segment_from_events(events), model,
-                  settings or policy_settings())
+    return decide(exchanges_from_events(events), segment_from_events(events), model, settings)

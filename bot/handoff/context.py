@@ -161,7 +161,7 @@ def build_packet(transcript: Sequence[Mapping[str, Any]], reason: str, decision:
                  slots: Mapping[str, Any], *, mood_trajectory: Sequence[float] = (), reason_detail: str = "",
                  now: datetime | None = None) -> dict[str, Any]:
     """The packet (see the module docstring). ``decision`` is a ``bot.escalation.decision.Decision`` (or
-    ``bot.sentiment.Decision``) or None; the agent sees its score, threshold and the signals that fired;
+    ``sentiment_triggers.Decision``) or None; the agent sees its score, threshold and the signals that fired;
     ``profile`` a ``ProfileView`` (or a mapping), ``orders`` ``OrderView``s, ``cart`` a ``CartSummary``."""
     messages = [transcript_entry(m.get("role", "shopper"), m.get("text") or "", None, m.get("intent"),
                                  m.get("confidence"), m.get("sentiment"), m.get("author"), m.get("clicked") is True)

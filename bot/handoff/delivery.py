@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import utcnow
 from bot.config import HelpdeskWebhook, get_settings
-from bot.db import get_engine
+from bot.db import get_engine, rows_affected
 from bot.handoff.context import iso
-from bot.handoff.models import DEAD, DELIVERED, PENDING, HelpdeskOutbox, Ticket
+from bot.handoff.tables import DEAD, DELIVERED, PENDING, HelpdeskOutbox, Ticket
 from bot.privacy.redact import redact
 
 log = logging.getLogger("bot.handoff.delivery")
@@ -264,7 +264,7 @@ def requeue_dead(session: Session, outbox_id: int | None = None, now: datetime |
         statement = statement.where(HelpdeskOutbox.id == outbox_id)
     result = session.execute(statement.values(status=PENDING, attempts=0, next_attempt_at=now or utcnow())
                              .execution_options(synchronize_session=False))
-    return int(result.rowcount or 0)
+    return rows_affected(result)
 
 
 def outbox_counts(session: Session) -> dict[str, int]:
@@ -352,7 +352,7 @@ class OutboxWorker:
                            HelpdeskOutbox.attempts == attempts, HelpdeskOutbox.next_attempt_at <= now)
                     .values(attempts=attempts + 1, next_attempt_at=now + timedelta(seconds=self.lease_s))
                     .execution_options(synchronize_session=False))
-                if done.rowcount == 1:
+                if rows_affected(done) == 1:
                     taken.append(row_id)
             rows = session.scalars(select(HelpdeskOutbox).where(HelpdeskOutbox.id.in_(taken))
                                    .order_by(HelpdeskOutbox.id)).all() if taken else []

@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
 from bot.config import get_settings
+from bot.db import rows_affected
 from bot.handoff.context import iso
-from bot.handoff.models import (
+from bot.handoff.priority import sort_key, waited_minutes
+from bot.handoff.tables import (
     CLAIMED,
     MESSAGE_ROLES,
     NOTE,
@@ -39,7 +41,6 @@ from bot.handoff.models import (
     Ticket,
     TicketMessage,
 )
-from bot.handoff.priority import sort_key, waited_minutes
 
 MAX_MESSAGE = 4000
 EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
@@ -286,7 +287,7 @@ def claim(session: Session, ticket_id: int, agent_id: int, *, agent_name: str | 
     done = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status == QUEUED)
                            .values(status=CLAIMED, assignee_id=agent_id, claimed_at=now)
                            .execution_options(synchronize_session=False))
-    if done.rowcount != 1:
+    if rows_affected(done) != 1:
         ticket = _get(session, ticket_id)
         if ticket.status == CLAIMED and ticket.assignee_id == agent_id:
             return ticket
@@ -310,7 +311,7 @@ def transfer(session: Session, ticket_id: int, from_agent_id: int | None, to_age
                               else {"status": CLAIMED, "assignee_id": to_agent_id, "claimed_at": now})
     done = session.execute(update(Ticket).where(Ticket.id == ticket_id, allowed).values(**values)
                            .execution_options(synchronize_session=False))
-    if done.rowcount != 1:
+    if rows_affected(done) != 1:
         raise _why_not(session, ticket_id, from_agent_id)
     words = "Sent back to the queue" if to_agent_id is None else "Transferred to another agent"
     _system(session, ticket_id, words + (f": {note.strip()[:500]}" if note and note.strip() else ""), now)
@@ -348,7 +349,7 @@ def resolve(session: Session, ticket_id: int, agent_id: int | None, *, force: bo
                            .values(status=RESOLVED, resolved_at=now,
                                    assignee_id=func.coalesce(Ticket.assignee_id, agent_id))
                            .execution_options(synchronize_session=False))
-    if done.rowcount != 1:
+    if rows_affected(done) != 1:
         raise _why_not(session, ticket_id, agent_id)
     _system(session, ticket_id, "Resolved", now)
     session.flush()
@@ -366,7 +367,7 @@ def rate(session: Session, ticket_id: int, conversation_id: str, rating: int, no
                                                 Ticket.status == RESOLVED, Ticket.rating.is_(None))
                            .values(rating=rating, rated_at=now or utcnow())
                            .execution_options(synchronize_session=False))
-    if done.rowcount != 1:
+    if rows_affected(done) != 1:
         ticket = session.get(Ticket, ticket_id, populate_existing=True)
         if ticket is None or ticket.conversation_id != conversation_id:
             raise TicketNotFound(ticket_id)  # the same answer: no probing other conversations' tickets
@@ -447,7 +448,7 @@ def wait_estimate(session: Session, ticket: Ticket, now: datetime | None = None)
         select(Ticket.created_at, Ticket.claimed_at).where(
             Ticket.claimed_at.is_not(None), Ticket.claimed_at >= now - timedelta(days=RECENT_CLAIM_DAYS))
         .order_by(Ticket.claimed_at.desc()).limit(RECENT_CLAIMS)).all()
-    samples = [waited_minutes(created, claimed) for created, claimed in claims]
+    samples = [waited_minutes(created, claimed) for created, claimed in claims if claimed is not None]
     if len(samples) >= MIN_CLAIM_SAMPLES:
         per_position, basis = statistics.median(samples), "recent"
     else:

@@ -16,7 +16,8 @@ from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
-from bot.relay.models import HeldMessage
+from bot.db import rows_affected
+from bot.held_messages.tables import HeldMessage
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,10 @@ def done(session: Session, held_id: int) -> None:
 def delete_conversations(session: Session, conversations: list[str]) -> int:
     count = 0
     for start in range(0, len(conversations), 500):
-        count += int(session.execute(delete(HeldMessage).where(
-            HeldMessage.conversation_id.in_(conversations[start:start + 500]))).rowcount or 0)
+        count += rows_affected(session.execute(delete(HeldMessage).where(
+            HeldMessage.conversation_id.in_(conversations[start:start + 500]))))
     return count
 
 
 def delete_older_than(session: Session, cutoff: datetime) -> int:
-    return int(session.execute(delete(HeldMessage).where(HeldMessage.created_at < cutoff)).rowcount or 0)
+    return rows_affected(session.execute(delete(HeldMessage).where(HeldMessage.created_at < cutoff)))

@@ -1,10 +1,10 @@
 """Sends held shopper messages to Rasa once it is back, in order, and pushes the answers to the widget.
 
-A message is held (``bot.relay.held``) when Rasa never got it, or when no answer came in time and Rasa may
+A message is held (``bot.held_messages.queue``) when Rasa never got it, or when no answer came in time and Rasa may
 have got it. Before a held message is sent, Rasa's tracker is asked for a user event with the message's id
 (``metadata.message_id``): if Rasa took it, the answer it gave then is delivered instead, so a turn Rasa
 finished is not run again (at least once to Rasa, once in the conversation; the tracker cannot show a turn
-still running, README "Faults"). Each gateway replica runs one
+still running, docs/operations.md, "Faults"). Each gateway replica runs one
 :class:`Replayer`; the database decides which replica replays which conversation. The answers go to the
 conversation's topic on the hub, so the shopper's widget shows them on whichever replica it is connected to.
 """
@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.conversation.rasa_client import APOLOGY, MESSAGE_ID, RasaClient, RasaUnavailable
 from bot.db import in_session
-from bot.relay import held
+from bot.held_messages import queue as held
 from bot.web.hub import Hub, conversation_topic
-from bot.web.rasa_client import APOLOGY, MESSAGE_ID, RasaClient, RasaUnavailable
 
-log = logging.getLogger("bot.web.replay")
+log = logging.getLogger("bot.held_messages.replay")
 
 
 class Replayer:

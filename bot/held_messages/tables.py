@@ -1,4 +1,4 @@
-"""The relay's table: shopper messages held while Rasa was unreachable (shared by gateway replicas)."""
+"""The held-messages table: shopper messages held while Rasa was unreachable (shared by gateway replicas)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ a message scores against an entry with its best cosine similarity to one of the 
 ``knowledge_fact_boost`` when it names one of the entry's facts (a country, a shipping or payment method,
 a section such as "gift cards"), plus ``knowledge_intent_bonus`` for the entry the NLU intent names.
 
-The knowledge base follows the policy file (:class:`bot.policy.PolicySource`): on every call it checks the
-file, and after a change it embeds only the questions it has not embedded before.
+The knowledge base follows the policy file (:class:`bot.knowledge.shop_policy_file.PolicySource`): on every
+call it checks the file, and after a change it embeds only the questions it has not embedded before.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from bot.config import Settings, get_settings
 from bot.knowledge.asked import NOTHING_ASKED, Asked, Vocabulary
-from bot.policy import Entry, PolicyAnswer, PolicySource, ShopPolicy, policy_source
+from bot.knowledge.shop_policy_file import Entry, PolicyAnswer, PolicySource, ShopPolicy, policy_source
 
 Encoder = Callable[[list[str]], np.ndarray]
 

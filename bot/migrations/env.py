@@ -1,7 +1,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import bot.models  # noqa: F401  (registers every table on Base.metadata)
+import bot.tables  # noqa: F401  (registers every table on Base.metadata)
 from bot.db import Base
 
 config = context.config

@@ -1,7 +1,7 @@
 """The held-out sets that the NLU benchmark and the console's gate score a model on.
 
 All live in the training root's ``tests/`` folder (the repository's unless ``SHOP_TRAINING_ROOT`` says
-otherwise) and are never training data (``tests/test_nlu_test_set.py`` checks that no text is in both):
+otherwise) and are never training data (``tests/rasa/test_nlu_test_set.py`` checks that no text is in both):
 - ``nlu_test.yml``: our own test set, in-scope intents and out_of_scope (leads add to it in the console);
 - ``nlu_informal.yml``: written apart, from the intent descriptions alone (``intent_descriptions.yml``), in
   shoppers' informal language;

@@ -14,9 +14,10 @@ from bot import PROJECT_ROOT
 
 
 def rasa_python() -> Path:
-    from bot.training.rasa_model import rasa_executable
+    """Python of the Rasa venv (``RASA_PYTHON``, else the one beside ``RASA_BIN``)."""
+    from bot.config import get_settings
 
-    return Path(os.environ.get("RASA_PYTHON", rasa_executable().parent / "python"))
+    return get_settings().rasa_python_path
 
 
 def parse_batch(texts: Iterable[str], model: Path, timeout: float = 900.0,

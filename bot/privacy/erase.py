@@ -33,16 +33,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
-from bot.db import make_engine
-from bot.handoff.models import HelpdeskOutbox, TicketMessage
+from bot.db import make_engine, rows_affected
+from bot.handoff.tables import HelpdeskOutbox, TicketMessage
+from bot.held_messages import queue as held
 from bot.privacy.export import Subject, UnknownSubject, find_subject, normalise_email
-from bot.privacy.models import ERASE, PrivacyLog, email_hash, record
 from bot.privacy.redact import redact
+from bot.privacy.tables import ERASE, PrivacyLog, email_hash, record
 from bot.rasa_events import EVENTS, has_events, tracker_engine
-from bot.relay import held
 from bot.shop.cart import CartItem
-from bot.shop.models import CrmProfile, OrderAccessGrant, Preference, Return, VerificationThrottle
-from bot.training.models import NluLabelEvent, NluMessage
+from bot.shop.tables import CrmProfile, OrderAccessGrant, Preference, Return, VerificationThrottle
+from bot.training.tables import NluLabelEvent, NluMessage
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def delete_tracker_conversations(tracker_url: str, conversations: list[str]) -> 
     with tracker_engine(tracker_url).begin() as conn:
         for start in range(0, len(conversations), 500):
             result = conn.execute(delete(EVENTS).where(EVENTS.c.sender_id.in_(conversations[start:start + 500])))
-            deleted += int(result.rowcount or 0)
+            deleted += rows_affected(result)
     return deleted
 
 
@@ -134,37 +134,37 @@ def _anonymise(session: Session, subject: Subject, now: datetime) -> dict[str, i
             customer.consent_personalization = False
             customer.consent_updated_at = now
         counts["customers"] = 1
-        counts["preferences"] = int(session.execute(
-            delete(Preference).where(Preference.customer_id == customer.id)).rowcount or 0)
-        counts["crm_profiles"] = int(session.execute(
-            delete(CrmProfile).where(CrmProfile.customer_id == customer.id)).rowcount or 0)
+        counts["preferences"] = rows_affected(session.execute(
+            delete(Preference).where(Preference.customer_id == customer.id)))
+        counts["crm_profiles"] = rows_affected(session.execute(
+            delete(CrmProfile).where(CrmProfile.customer_id == customer.id)))
     for order in subject.orders:
         order.email = erased_email(order.customer_id) if order.customer_id else f"erased-order-{order.id}@invalid"
         order.ship_name = order.ship_line1 = order.ship_line2 = order.ship_city = order.ship_postcode = ""
         counts["orders"] += 1
     order_ids = [o.id for o in subject.orders]
     if order_ids:
-        counts["returns"] = int(session.execute(
+        counts["returns"] = rows_affected(session.execute(
             update(Return).where(Return.order_id.in_(order_ids), Return.comment != "").values(comment="")
-            .execution_options(synchronize_session=False)).rowcount or 0)
-        counts["order_access_grants"] += int(session.execute(
-            delete(OrderAccessGrant).where(OrderAccessGrant.order_id.in_(order_ids))).rowcount or 0)
+            .execution_options(synchronize_session=False)))
+        counts["order_access_grants"] += rows_affected(session.execute(
+            delete(OrderAccessGrant).where(OrderAccessGrant.order_id.in_(order_ids))))
     keys = subject.cart_keys
     if keys:
-        counts["cart_items"] = int(session.execute(delete(CartItem).where(CartItem.cart_key.in_(keys))).rowcount or 0)
+        counts["cart_items"] = rows_affected(session.execute(delete(CartItem).where(CartItem.cart_key.in_(keys))))
     conversations = subject.conversations
     if conversations:
-        counts["order_access_grants"] += int(session.execute(
-            delete(OrderAccessGrant).where(OrderAccessGrant.conversation_id.in_(conversations))).rowcount or 0)
-        counts["verification_throttle"] = int(session.execute(delete(VerificationThrottle).where(
-            VerificationThrottle.key.in_([f"conv:{c}"[:160] for c in conversations]))).rowcount or 0)
+        counts["order_access_grants"] += rows_affected(session.execute(
+            delete(OrderAccessGrant).where(OrderAccessGrant.conversation_id.in_(conversations))))
+        counts["verification_throttle"] = rows_affected(session.execute(delete(VerificationThrottle).where(
+            VerificationThrottle.key.in_([f"conv:{c}"[:160] for c in conversations]))))
         counts["held_messages"] = held.delete_conversations(session, conversations)
     ticket_ids = [t.id for t in subject.tickets]
     if ticket_ids:
-        counts["ticket_messages"] = int(session.execute(
-            delete(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids))).rowcount or 0)
-        counts["helpdesk_outbox"] = int(session.execute(
-            delete(HelpdeskOutbox).where(HelpdeskOutbox.ticket_id.in_(ticket_ids))).rowcount or 0)
+        counts["ticket_messages"] = rows_affected(session.execute(
+            delete(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids))))
+        counts["helpdesk_outbox"] = rows_affected(session.execute(
+            delete(HelpdeskOutbox).where(HelpdeskOutbox.ticket_id.in_(ticket_ids))))
         for ticket in subject.tickets:
             ticket.context = {}
             ticket.followup_email = None

@@ -20,11 +20,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
-from bot.handoff.models import Ticket
+from bot.handoff.tables import Ticket
 from bot.rasa_events import EVENTS, has_events, read_events, tracker_engine
 from bot.shop.cart import CartItem, customer_cart_key
-from bot.shop.models import CrmProfile, Customer, Order, OrderAccessGrant, Preference
-from bot.training.models import NluMessage
+from bot.shop.tables import CrmProfile, Customer, Order, OrderAccessGrant, Preference
+from bot.training.tables import NluMessage
 
 FORMAT_VERSION = 1
 

@@ -18,12 +18,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
-from bot.handoff.models import RESOLVED, HelpdeskOutbox, Ticket, TicketMessage
+from bot.db import rows_affected
+from bot.handoff.tables import RESOLVED, HelpdeskOutbox, Ticket, TicketMessage
+from bot.held_messages import queue as held
 from bot.privacy.erase import delete_tracker_conversations
-from bot.privacy.models import RETENTION, record
+from bot.privacy.tables import RETENTION, record
 from bot.rasa_events import EVENTS, has_events, tracker_engine
-from bot.relay import held
-from bot.training.models import LABELLED, OUT_OF_SCOPE, NluLabelEvent, NluMessage
+from bot.training.tables import LABELLED, OUT_OF_SCOPE, NluLabelEvent, NluMessage
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,10 @@ def apply_retention(session: Session, tracker_url: str, days: int, *, actor: str
     counts["ticket_messages"] = counts["helpdesk_outbox"] = 0
     for start in range(0, len(tickets), 500):
         chunk = tickets[start:start + 500]
-        counts["ticket_messages"] += int(session.execute(
-            delete(TicketMessage).where(TicketMessage.ticket_id.in_(chunk))).rowcount or 0)
-        counts["helpdesk_outbox"] += int(session.execute(
-            delete(HelpdeskOutbox).where(HelpdeskOutbox.ticket_id.in_(chunk))).rowcount or 0)
+        counts["ticket_messages"] += rows_affected(session.execute(
+            delete(TicketMessage).where(TicketMessage.ticket_id.in_(chunk))))
+        counts["helpdesk_outbox"] += rows_affected(session.execute(
+            delete(HelpdeskOutbox).where(HelpdeskOutbox.ticket_id.in_(chunk))))
         session.execute(delete(Ticket).where(Ticket.id.in_(chunk)))
     counts["held_messages"] = held.delete_older_than(session, cutoff)
     conversations = old_conversations(tracker_url, cutoff)

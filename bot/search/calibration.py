@@ -11,7 +11,7 @@ Title words favour BM25F on every catalog, so the share is read relative to the 
 the fusion's base dense weight moves from ``DEFAULT_DENSE`` by ``SLOPE`` per unit of share away from
 ``REFERENCE_SHARE``, within ``[MIN_DENSE, MAX_DENSE]``. The constants are the line that does best on
 the three relevance sets together (largest worst margin over the best baseline, read from each set's
-``bench search --sweep``; README, "Search relevance").
+``bench search --sweep``; docs/benchmarks.md, "Search relevance").
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def pseudo_queries(ids: Sequence[int], titles: Sequence[str], brands: Sequence[s
         same_title[title.lower()].add(pid)
     rng = random.Random(seed)
     order = rng.sample(range(len(ids)), len(ids))
-    queries = []
+    queries: list[tuple[str, frozenset[int]]] = []
     for i in order:
         if len(queries) >= count:
             break

@@ -4,7 +4,7 @@ Up to ``ANN_THRESHOLD`` products the index is exact (``IndexFlatIP``). Above it,
 index (``IndexIVFFlat``) scans only the ``nprobe`` closest of ``nlist`` clusters. IVF rather than
 HNSW because a catalog changes: FAISS's HNSW cannot remove vectors, IVF removes and adds them
 (``remove_ids``/``add_with_ids``), so a changed product never forces a rebuild. The threshold
-and ``nprobe`` come from ``python -m bot bench ann`` (README, "Search at scale").
+and ``nprobe`` come from ``python -m bot bench ann`` (docs/benchmarks.md, "Search at scale").
 
 Filters are applied inside the search with an id bitmap (``IDSelectorBitmap``). With IVF a
 selective filter can leave fewer than ``k`` allowed products in the probed clusters; the search
@@ -59,7 +59,8 @@ class DenseIndex:
             ivf.cp.max_points_per_centroid = TRAINING_POINTS_PER_CLUSTER
             ivf.train(np.ascontiguousarray(vectors[np.sort(rows)]))
             ivf.nprobe = nprobe
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct() and remove_ids() by id
+            # reconstruct() and remove_ids() by id. faiss's stubs lack the DirectMap enum.
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
             index = ivf
         dense = cls(index, dimension)
         dense.add(ids, vectors)
@@ -82,13 +83,19 @@ class DenseIndex:
         if isinstance(self.index, faiss.IndexIVF):
             self.index.nprobe = value
 
+    @property
+    def nlist(self) -> int:
+        """Clusters of the IVF index; 0 for the exact one."""
+        return int(self.index.nlist) if isinstance(self.index, faiss.IndexIVF) else 0
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids):
-            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+            # faiss's Python wrapper also takes an id array; its stubs name only IDSelector
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.remove(ids)
@@ -109,10 +116,12 @@ class DenseIndex:
         k = min(k, allowed_count)
         bits = bitmap(allowed)
         selector = faiss.IDSelectorBitmap(bits.size, faiss.swig_ptr(bits))
+        # faiss's stubs omit the keyword arguments SWIG's constructors accept (sel, nprobe)
         if isinstance(self.index, faiss.IndexIVF):
-            params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=selector, nprobe=self.index.nprobe)
+            params: faiss.SearchParameters = faiss.SearchParametersIVF(  # type: ignore[call-arg]
+                sel=selector, nprobe=self.index.nprobe)
         else:
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self.index.search(query, k, params=params)
         keep = ids[0] != -1
         if keep.sum() < k:  # IVF: too few allowed products in the probed clusters
@@ -153,6 +162,8 @@ class DenseIndex:
     def all_ids(self) -> np.ndarray:
         if isinstance(self.index, faiss.IndexIDMap2):
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        if not isinstance(self.index, faiss.IndexIVF) or self.index.invlists is None:
+            raise TypeError(f"cannot list the ids of a {type(self.index).__name__}")
         invlists = self.index.invlists
         parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
                  for i in range(self.index.nlist) if invlists.list_size(i)]
@@ -167,5 +178,5 @@ class DenseIndex:
     def load(cls, path: Path) -> DenseIndex:
         index = faiss.read_index(str(path))
         if isinstance(index, faiss.IndexIVF):
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in the stubs
         return cls(index, index.d)

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.catalog.models import Product
+from bot.catalog.tables import Product
 from bot.search.query import Filters
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -121,8 +121,8 @@ class Facets:
             in_title = np.ones(self.size, bool)
             for word in wanted:
                 has = np.zeros(self.size, bool)
-                if (ids := self.title_words.get(word)) is not None:
-                    has[ids] = True
+                if (title_ids := self.title_words.get(word)) is not None:
+                    has[title_ids] = True
                 in_title &= has
             mask |= in_title
         return mask

@@ -12,7 +12,7 @@ to 0, the best to 1, anything below clips to 0), then the two are mixed. How muc
 
 Measured and left out: moving towards dense for words the catalog does not have (typos, needs) lost
 on the fashion set; per-query confidence from score gaps, z-score normalisation, CombMNZ and
-weighted RRF did not beat this on the three sets together (README, "Search relevance").
+weighted RRF did not beat this on the three sets together (docs/benchmarks.md, "Search relevance").
 """
 
 from __future__ import annotations

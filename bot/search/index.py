@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.catalog.models import Product
+from bot.catalog.tables import Product
 from bot.search.calibration import Calibration, calibrate
 from bot.search.dense import ANN_THRESHOLD, DenseIndex
 from bot.search.embeddings import DIMENSION, MODEL_NAME, Embedder

@@ -97,6 +97,11 @@ class Filters:
     exclude_colors: tuple[str, ...] = ()
     exclude_materials: tuple[str, ...] = ()
 
+    def with_field(self, name: str, value: Any) -> Filters:
+        """These filters with the field called ``name`` (chosen at run time) set to ``value``."""
+        changes: dict[str, Any] = {name: value}
+        return replace(self, **changes)
+
     def describe(self) -> str:
         parts = []
         if self.min_price is not None and self.max_price is not None:
@@ -226,51 +231,68 @@ def category_aliases(vocabulary: dict[str, list[str]], synonyms: Synonyms) -> di
     return aliases
 
 
-def _entity_patterns(vocabulary: dict[str, list[str]], synonyms: Synonyms) -> list[dict[str, Any]]:
-    taken: set[tuple[str, str]] = set()
-    patterns: list[dict[str, Any]] = []
+class _Patterns:
+    """spaCy EntityRuler patterns, each (label, surface form) once."""
 
-    def add(label: str, canonical: str, surface: str) -> None:
+    def __init__(self) -> None:
+        self.taken: set[tuple[str, str]] = set()
+        self.patterns: list[dict[str, Any]] = []
+
+    def add(self, label: str, canonical: str, surface: str) -> None:
         surface = _key(surface)
-        if surface and (label, surface) not in taken:
-            taken.add((label, surface))
-            patterns.append({"label": label, "pattern": surface, "id": canonical})
+        if surface and (label, surface) not in self.taken:
+            self.taken.add((label, surface))
+            self.patterns.append({"label": label, "pattern": surface, "id": canonical})
 
+    def surfaces(self) -> set[str]:
+        return {p["pattern"] for p in self.patterns}
+
+
+def _entity_patterns(vocabulary: dict[str, list[str]], synonyms: Synonyms) -> list[dict[str, Any]]:
+    out = _Patterns()
+    _vocabulary_patterns(out, vocabulary)
+    _synonym_patterns(out, vocabulary, synonyms)
+    for value in (s for s in vocabulary.get("size", []) if s):
+        out.patterns.append({"label": "SIZE", "id": value, "pattern": [{"LOWER": {"IN": ["size", "sz"]}},
+                                                                       {"LOWER": _key(value)}]})
+        if _key(value) in BARE_SIZES:
+            out.add("SIZE", value, value)
+    return out.patterns
+
+
+def _vocabulary_patterns(out: _Patterns, vocabulary: dict[str, list[str]]) -> None:
+    """The catalog's colors, genders, categories, materials and brands."""
     for value in vocabulary.get("color", []):
-        add("COLOR", value, value)
+        out.add("COLOR", value, value)
     for value in vocabulary.get("gender", []):
         for surface in GENDER_FORMS.get(_key(value), (value,)):
-            add("GENDER", value, surface)
+            out.add("GENDER", value, surface)
     for value in vocabulary.get("category", []):
         for surface in _forms(_key(value)):
-            add("CATEGORY", value, surface)
+            out.add("CATEGORY", value, surface)
     for value in vocabulary.get("material", []):
-        add("MATERIAL", value, value)
-    others = {p["pattern"] for p in patterns}
+        out.add("MATERIAL", value, value)
+    others = out.surfaces()
     for value in vocabulary.get("brand", []):
         # a brand called "black" stays a color; one called "AND" or "The" is a word of every query
         if len(value) > 1 and _key(value) not in others and _key(value) not in STOPWORDS:
-            add("BRAND", value, value)
-    # The shop's synonyms: a catalog category by another name, or (no such category) a group of names.
-    others = {p["pattern"] for p in patterns}
+            out.add("BRAND", value, value)
+
+
+def _synonym_patterns(out: _Patterns, vocabulary: dict[str, list[str]], synonyms: Synonyms) -> None:
+    """The shop's synonyms: a catalog category by another name, or (no such category) a group of names."""
+    others = out.surfaces()
     aliases = category_aliases(vocabulary, synonyms)
     for form, categories in sorted(aliases.items()):
         if form not in others:
-            add("CATEGORY", "|".join(categories), form)
+            out.add("CATEGORY", "|".join(categories), form)
     for group in synonyms.groups():
         if any(f in aliases or f in others for name in group for f in _forms(name)):
             continue
         for name in group:
             for form in _forms(name):
                 if form not in others:
-                    add("SYNONYM", group[0], form)
-    sizes = [s for s in vocabulary.get("size", []) if s]
-    for value in sizes:
-        patterns.append({"label": "SIZE", "id": value, "pattern": [{"LOWER": {"IN": ["size", "sz"]}},
-                                                                   {"LOWER": _key(value)}]})
-        if _key(value) in BARE_SIZES:
-            add("SIZE", value, value)
-    return patterns
+                    out.add("SYNONYM", group[0], form)
 
 
 def _price_matcher(nlp: Language) -> Matcher:
@@ -344,7 +366,7 @@ def _negated_spans(doc: Doc, spans: list[Span], covered: set[int]) -> dict[int, 
     for span in sorted(spans, key=lambda s: s.start):
         if span.label_ not in (*_NEGATABLE, "SIZE", "GENDER", "SYNONYM"):
             continue
-        i, bridge = span.start - 1, []
+        i, bridge = span.start - 1, list[int]()
         while i >= 0 and i not in covered and doc[i].lower_ in _NEGATION_BRIDGE and len(bridge) < 3:
             bridge.append(i)
             i -= 1
@@ -443,7 +465,7 @@ class QueryParser:
                     rewrite[span.start] = words
                     drop.update(range(span.start + 1, span.end))
                 expansions += self._other_names(doc, span, covered, rewrite.get(span.start))
-        words = []
+        kept = []
         for token in doc:
             if token.i in drop:
                 continue
@@ -451,10 +473,10 @@ class QueryParser:
                 wants_cheap = True
                 continue
             if token.i in rewrite:
-                words.append(rewrite[token.i] + token.whitespace_)
+                kept.append(rewrite[token.i] + token.whitespace_)
                 continue
-            words.append(token.text_with_ws)
-        semantic = " ".join(_FILLER.sub(" ", _CORRECTION.sub(" ", "".join(words))).split()).strip(" ?.!,")
+            kept.append(token.text_with_ws)
+        semantic = " ".join(_FILLER.sub(" ", _CORRECTION.sub(" ", "".join(kept))).split()).strip(" ?.!,")
         semantic = re.sub(r"\s+([,.!?])", r"\1", semantic)
         semantic = re.sub(r"(?:^|(?<=\s))[,.;:/-]+(?=\s|$)", " ", semantic)
         semantic = re.sub(r"^\s*(?:for|in|of|at)\s+", "", semantic)  # "(under $60) for boots"
@@ -496,7 +518,7 @@ class QueryParser:
                 return filters
             values = [v for v in values if _key(v) not in {_key(c) for c in filters.categories}]
         current = getattr(filters, name)
-        return replace(filters, **{name: (*current, *(v for v in values if v not in current))})
+        return filters.with_field(name, (*current, *(v for v in values if v not in current)))
 
     def _apply(self, doc: Doc, span: Span, filters: Filters, covered: set[int]) -> tuple[Filters, bool]:
         label, numbers = span.label_, [n for t in span if t.like_num and (n := _number(t.text)) is not None]

@@ -14,7 +14,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.catalog.models import Product
+from bot.catalog.tables import Product
+from bot.catalog.views import ProductView
 from bot.config import get_settings
 from bot.search import dense
 from bot.search import index as product_index
@@ -29,34 +30,6 @@ OUT_OF_STOCK_PENALTY = 0.1
 OUT_OF_STOCK_POOL = 20
 PARSER_DIR = "query_parser"
 _STOP = {"the", "and", "for", "with", "from", "that", "this", "one", "ones", "something", "thing", "me", "my"}
-
-
-@dataclass(frozen=True)
-class ProductView:
-    """What a conversation needs to know about a product (detached from the session)."""
-
-    id: int
-    sku: str
-    title: str
-    brand: str
-    category: str
-    price: float | None  # None: the catalog has no price for it ("price on request")
-    currency: str
-    color: str
-    material: str
-    sizes: list[str]
-    rating: float
-    rating_count: int
-    stock: int
-    description: str
-    features: list[str]
-
-    @classmethod
-    def of(cls, p: Product) -> ProductView:
-        price = None if p.price is None else float(p.price)
-        return cls(p.id, p.sku, p.title, p.brand, p.category, price, p.currency, p.color, p.material,
-                   list(p.sizes or []), p.rating, p.rating_count, p.stock, p.description,
-                   list((p.attributes or {}).get("features", [])))
 
 
 @dataclass(frozen=True)
@@ -125,7 +98,7 @@ class ProductSearch:
             self._index = product_index.ensure(session, self._embedder, index_dir)
             self._load_catalog_state(session)
         # One query at a time: a second OpenMP thread only adds waiting on a busy 2-core machine
-        # (exact search at 100k: 29 ms p50 with two threads, 6 ms with one; README "Search at scale").
+        # (exact search at 100k: 29 ms p50 with two threads, 6 ms with one; docs/benchmarks.md, "Search at scale").
         dense.use_one_thread_per_query()
 
     def _load_catalog_state(self, session: Session) -> None:

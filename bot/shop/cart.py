@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from bot.catalog.models import Product, ProductVariant
+from bot.catalog.tables import Product, ProductVariant
 from bot.db import Base
 
 MAX_QUANTITY = 20

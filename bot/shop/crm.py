@@ -44,7 +44,7 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
-from bot.shop.models import (
+from bot.shop.tables import (
     BEFORE_SHIPMENT,
     CANCELLED,
     SHIPPED,
@@ -56,8 +56,8 @@ from bot.shop.models import (
 )
 
 if TYPE_CHECKING:  # the search stack (spaCy, FAISS) is not needed to read a profile
+    from bot.catalog.views import ProductView
     from bot.search.query import Filters
-    from bot.search.service import ProductView
 
 PREFERENCE_KINDS = ("size", "brand", "color", "budget")
 MAX_PER_KIND = 5  # brands and colors kept per customer (the latest ones)

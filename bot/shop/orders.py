@@ -20,19 +20,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from bot.catalog.models import Product
+from bot.catalog.tables import Product
 from bot.clock import utcnow
 from bot.config import Settings, get_settings
-from bot.policy import ShopPolicy, get_policy
+from bot.db import rows_affected
+from bot.knowledge.shop_policy_file import ShopPolicy, get_policy
 from bot.shop.address import COUNTRY_NAMES, Address
-from bot.shop.models import (
+from bot.shop.tables import (
     BEFORE_SHIPMENT,
     CANCELLED,
     DELIVERED,
@@ -576,17 +577,16 @@ class OrderService:
         with self._tx() as session:
             order = self._authorized(session, requester, number, now)
             view = self._view(order, now)
-            base = dict(order_number=order.number, status=order.status, status_label=view.status_label,
-                        shipping_method=order.shipping_method, carrier=view.carrier,
-                        tracking_number=view.tracking_number, tracking_url=view.tracking_url)
+            base = partial(DeliveryView, order_number=order.number, status=order.status,
+                           status_label=view.status_label, shipping_method=order.shipping_method,
+                           carrier=view.carrier, tracking_number=view.tracking_number, tracking_url=view.tracking_url)
             if view.delivered_at is not None:
-                return DeliveryView(**base, earliest=None, latest=None, delivered_at=view.delivered_at,
-                                    source="delivered")
+                return base(earliest=None, latest=None, delivered_at=view.delivered_at, source="delivered")
             if order.status in (CANCELLED, RETURNED, REFUND_PENDING, REFUNDED):
-                return DeliveryView(**base, earliest=None, latest=None, delivered_at=None, source="none")
+                return base(earliest=None, latest=None, delivered_at=None, source="none")
             if view.expected_delivery is not None:
                 day = view.expected_delivery.date()
-                return DeliveryView(**base, earliest=day, latest=day, delivered_at=None, source="carrier")
+                return base(earliest=day, latest=day, delivered_at=None, source="carrier")
             method = self._method(order.shipping_method)
             if order.ship_country != "US" and self.policy.data.get("shipping", {}).get("international"):
                 intl = self.policy.fact("shipping.international")
@@ -596,8 +596,8 @@ class OrderService:
             else:
                 low, high = 3, 5
             start = add_business_days(order.placed_at.date(), int(self.policy.fact("shipping.processing_days")))
-            return DeliveryView(**base, earliest=add_business_days(start, low), latest=add_business_days(start, high),
-                                delivered_at=None, source="estimate")
+            return base(earliest=add_business_days(start, low), latest=add_business_days(start, high),
+                        delivered_at=None, source="estimate")
 
     # ----------------------------------------------------------------- guest verification
 
@@ -708,12 +708,12 @@ class OrderService:
             if order.status not in BEFORE_SHIPMENT:
                 return CancelOutcome("not_cancellable", self._view(order, now))
             was_paid = order.status == PAID or order.paid_at is not None
-            changed = session.execute(
+            changed = rows_affected(session.execute(
                 update(Order)
                 .where(Order.id == order.id, Order.status.in_(BEFORE_SHIPMENT))
                 .values(status=CANCELLED, cancelled_at=now, updated_at=now)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             if changed != 1:  # someone else changed it in between: report what it is now
                 session.expire_all()
                 order = self._authorized(session, requester, number, now)
@@ -749,10 +749,10 @@ class OrderService:
                           ship_postcode=address.postcode, ship_country=address.country, updated_at=now)
             if address.name:
                 values["ship_name"] = address.name
-            changed = session.execute(
+            changed = rows_affected(session.execute(
                 update(Order).where(Order.id == order.id, Order.status.in_(BEFORE_SHIPMENT)).values(**values)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             session.expire_all()
             order = self._authorized(session, requester, number, now)
             if changed != 1:
@@ -840,12 +840,12 @@ class OrderService:
                 session.add(ret)
                 session.flush()  # a racing call with the same key fails here, before anything else
                 for item_id, qty in wanted.items():
-                    done = session.execute(
+                    done = rows_affected(session.execute(
                         update(OrderItem)
                         .where(OrderItem.id == item_id, OrderItem.returned_quantity + qty <= OrderItem.quantity)
                         .values(returned_quantity=OrderItem.returned_quantity + qty)
                         .execution_options(synchronize_session=False)
-                    ).rowcount
+                    ))
                     if done != 1:
                         raise OrderError("Those items were just returned in another request.")
                 session.expire_all()

@@ -35,9 +35,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.catalog.models import Product
+from bot.catalog.tables import Product
 from bot.clock import utcnow
-from bot.shop.models import CANCELLED, Order, OrderItem
+from bot.shop.tables import CANCELLED, Order, OrderItem
 
 if TYPE_CHECKING:
     from bot.search.dense import DenseIndex
@@ -131,6 +131,7 @@ def load_baskets(session: Session, customer_id: int | None = None) -> list[Baske
             if current is not None:
                 baskets.append(Basket(*current, tuple(dict.fromkeys(items))))
             current, items = (order_id, cid, placed_at), []
+        assert pid is not None  # the query keeps only rows with a product
         items.append(int(pid))
     if current is not None:
         baskets.append(Basket(*current, tuple(dict.fromkeys(items))))
@@ -214,6 +215,11 @@ class _Scores:
             self.by[product_id][source] = (score, reason)
 
 
+def _is_allowed(allowed: np.ndarray, pid: int) -> bool:
+    """Whether the product may be recommended (``allowed`` is a mask indexed by product id)."""
+    return 0 <= pid < allowed.size and bool(allowed[pid])
+
+
 class Recommender:
     """Blends the sources for an anchor product, a purchase history, or neither (cold start)."""
 
@@ -287,27 +293,10 @@ class Recommender:
             if 0 <= pid < allowed.size:
                 allowed[pid] = False
 
-        def ok(pid: int) -> bool:
-            return 0 <= pid < allowed.size and bool(allowed[pid])
-
         scores = _Scores()
-        for anchor in anchors:
-            name = self.title(anchor)
-            if "co_purchase" in use:
-                for pid, s in self.model.co_purchased(anchor, config.min_support).items():
-                    if ok(pid):
-                        scores.add("co_purchase", pid, s, f"often bought with {name}")
-            if "similar" in use:
-                for pid, s in self._similar(anchor, allowed):
-                    scores.add("similar", pid, s, f"similar to {name}")
+        self._score_anchors(scores, anchors, use, allowed)
         if history and "personal" in use:
-            for pid, weight in self._history_weights(history, now):
-                reason = f"because you bought {self.title(pid)}"
-                for other, s in self.model.co_purchased(pid, config.min_support).items():
-                    if ok(other):
-                        scores.add("personal", other, weight * s, reason)
-                for other, s in self._similar(pid, allowed):
-                    scores.add("personal", other, weight * s * config.personal_similar_factor, reason)
+            self._score_history(scores, history, now, allowed)
         if "popularity" in use:
             for pid, s, reason in self._popular(now, allowed, max(limit * 5, 50)):
                 scores.add("popularity", pid, s, reason)
@@ -319,6 +308,30 @@ class Recommender:
             ranked.append(Recommendation(pid, round(sum(weighted.values()), 6), top, by_source[top][1]))
         ranked.sort(key=lambda r: (-r.score, r.product_id))
         return ranked[:limit]
+
+    def _score_anchors(self, scores: _Scores, anchors: Sequence[int], use: set[str], allowed: np.ndarray) -> None:
+        """The co-purchase and similar-product sources: products that go with the ``anchors``."""
+        for anchor in anchors:
+            name = self.title(anchor)
+            if "co_purchase" in use:
+                for pid, s in self.model.co_purchased(anchor, self.config.min_support).items():
+                    if _is_allowed(allowed, pid):
+                        scores.add("co_purchase", pid, s, f"often bought with {name}")
+            if "similar" in use:
+                for pid, s in self._similar(anchor, allowed):
+                    scores.add("similar", pid, s, f"similar to {name}")
+
+    def _score_history(self, scores: _Scores, history: Sequence[Purchase], now: datetime,
+                       allowed: np.ndarray) -> None:
+        """The personal source: what goes with, or is like, the shopper's past purchases (recent ones weigh more)."""
+        config = self.config
+        for pid, weight in self._history_weights(history, now):
+            reason = f"because you bought {self.title(pid)}"
+            for other, s in self.model.co_purchased(pid, config.min_support).items():
+                if _is_allowed(allowed, other):
+                    scores.add("personal", other, weight * s, reason)
+            for other, s in self._similar(pid, allowed):
+                scores.add("personal", other, weight * s * config.personal_similar_factor, reason)
 
     def _history_weights(self, history: Sequence[Purchase], now: datetime) -> list[tuple[int, float]]:
         """Past items with their decayed weight (a product bought twice counts once, at its latest)."""

@@ -1,2 +1,2 @@
 """Topics: shopper messages embedded with the NLU's sentence encoder, clustered, named and counted, for the
-lead console (see the README, "Support-lead console", "Topics")."""
+lead console (see docs/lead-console.md, "Topics")."""

@@ -3,7 +3,7 @@ through the NLU inbox, so export and training pick the labels up, and add a know
 file.
 
 Topic members and inbox rows both reference Rasa's ``events.id``: the inbox first reads new events
-(:func:`bot.training.inbox.ingest`); a member the inbox skipped (sent while an agent held the conversation)
+(:func:`bot.training.nlu_inbox.ingest`); a member the inbox skipped (sent while an agent held the conversation)
 gets its inbox row here, built the way ingest builds one (personal data redacted). Labelled rows are put
 in the inbox (``in_inbox``) so the lead finds them there with the other labels.
 """
@@ -21,11 +21,11 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.policy import PolicyError, ShopPolicy
+from bot.knowledge.shop_policy_file import PolicyError, ShopPolicy
 from bot.rasa_events import read_events
-from bot.topics.models import Topic, TopicMember
-from bot.training import inbox
-from bot.training.models import NluMessage
+from bot.topics.tables import Topic, TopicMember
+from bot.training import nlu_inbox
+from bot.training.tables import NluMessage
 
 TOPIC_KEY = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
 
@@ -62,7 +62,7 @@ def topic_members(session: Session, topic_id: int, member_ids: Sequence[int] | N
 def inbox_rows(session: Session, tracker_url: str, members: Sequence[TopicMember], *, threshold: float,
                sample_rate: float) -> list[NluMessage]:
     """The NLU inbox rows of ``members`` (read or created), each put in the inbox."""
-    inbox.ingest(session, tracker_url, threshold=threshold, sample_rate=sample_rate)
+    nlu_inbox.ingest(session, tracker_url, threshold=threshold, sample_rate=sample_rate)
     wanted = {m.event_id for m in members}
     rows = {r.event_id: r for r in session.scalars(select(NluMessage).where(NluMessage.event_id.in_(wanted)))}
     missing = wanted - set(rows)
@@ -70,7 +70,7 @@ def inbox_rows(session: Session, tracker_url: str, members: Sequence[TopicMember
         senders = sorted({m.conversation_id for m in members if m.event_id in missing})
         for event in read_events(tracker_url, types=("user",), sender_ids=senders):
             if event.id in missing and event.text.strip():
-                row = inbox._new_row(event, event.text, threshold, sample_rate)
+                row = nlu_inbox._new_row(event, event.text, threshold, sample_rate)
                 session.add(row)
                 rows[event.id] = row
         session.flush()
@@ -87,18 +87,18 @@ def inbox_rows(session: Session, tracker_url: str, members: Sequence[TopicMember
 def label_members(session: Session, root: Path, tracker_url: str, members: Sequence[TopicMember], *,
                   action: str, intent: str | None, new_intent: bool, user_id: int | None, author: str,
                   threshold: float, sample_rate: float) -> dict[str, Any]:
-    """Labels the members through :func:`bot.training.inbox.label_messages` (same checks, same history)."""
+    """Labels the members through :func:`bot.training.nlu_inbox.label_messages` (same checks, same history)."""
     if action == "intent":  # refuse a bad intent before creating inbox rows
         name = (intent or "").strip()
-        if name and name not in inbox.known_intents(root, session) and not new_intent:
+        if name and name not in nlu_inbox.known_intents(root, session) and not new_intent:
             raise TopicActionError(400, "unknown_intent", f"There is no intent '{name}'. Pick one from the list, "
                                                           "or create it as a new intent.")
     rows = inbox_rows(session, tracker_url, members, threshold=threshold, sample_rate=sample_rate)
     try:
-        changed = inbox.label_messages(session, root, user_id=user_id, author=author,
+        changed = nlu_inbox.label_messages(session, root, user_id=user_id, author=author,
                                        message_ids=[r.id for r in rows], action=action, intent=intent,
                                        new_intent=new_intent)
-    except inbox.InboxError as exc:
+    except nlu_inbox.InboxError as exc:
         raise TopicActionError(exc.status, exc.code, str(exc)) from exc
     return {"updated": changed, "inbox_message_ids": [r.id for r in rows]}
 

@@ -14,8 +14,8 @@ from bot.rasa_events import last_event_id
 from bot.topics.clustering import NOISE, nearest_within
 from bot.topics.embedding import embed
 from bot.topics.messages import ShopperMessage, check_scope, shopper_messages
-from bot.topics.models import Topic, TopicRun
 from bot.topics.recluster import member_row
+from bot.topics.tables import Topic, TopicRun
 
 
 class NoRun(LookupError):

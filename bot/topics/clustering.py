@@ -41,7 +41,7 @@ agglomerative on the first 6,000 of the 10,000 set           296  0.203  0.611  
 extra rounds over the noise only add small, mixed topics. Forced onto the labelled set (a 2,000 sample of the
 2,677) it gives ARI 0.379, NMI 0.645, 31.9 % noise, against 0.465 / 0.688 / 25.2 % directly. The synthetic
 sets are our messages with small edits and embedding jitter, about 12,450 distinct texts in all (see
-``bot.topics.benchmark``), so those rows measure speed and stability (seeds 0 to 2 at 10,000: ARI 0.204 to
+``benchmarks.topics``), so those rows measure speed and stability (seeds 0 to 2 at 10,000: ARI 0.204 to
 0.216) more than quality. A limit to know: a subject with under about ``min_size * n / SAMPLE_SIZE`` messages
 rarely shows in the sample and stays noise until it grows (or until incremental assignment, which also only
 joins existing topics).

@@ -9,7 +9,7 @@ from datetime import date
 
 from bot.analytics import metrics
 from bot.rasa_events import read_events
-from bot.topics.models import SCOPE_ALL, SCOPE_FALLBACK, SCOPES
+from bot.topics.tables import SCOPE_ALL, SCOPE_FALLBACK, SCOPES
 
 FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")
 

@@ -15,8 +15,8 @@ from bot.rasa_events import last_event_id
 from bot.topics.clustering import ClusterParams, cluster, nearest
 from bot.topics.embedding import embed
 from bot.topics.messages import ShopperMessage, check_scope, shopper_messages
-from bot.topics.models import Topic, TopicMember, TopicRun
 from bot.topics.naming import distinctive_words, name_from
+from bot.topics.tables import Topic, TopicMember, TopicRun
 
 REPRESENTATIVES = 5
 Progress = Callable[[str], None]

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from bot.analytics import metrics
 from bot.clock import utcnow
-from bot.handoff.models import Ticket
+from bot.handoff.tables import Ticket
 from bot.rasa_events import RasaEvent, read_events
 from bot.topics.assign import latest_run
 from bot.topics.messages import check_scope
-from bot.topics.models import Topic, TopicMember
+from bot.topics.tables import Topic, TopicMember
 
 CHUNK = 500
 

@@ -8,15 +8,15 @@ intent without reading the tracker store again. Noise messages are not stored (o
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base
 
-SCOPE_ALL = "all"
-SCOPE_FALLBACK = "fallback"
+SCOPE_ALL: Final = "all"  # Final: typed as the literal, as the API's Literal scope field needs
+SCOPE_FALLBACK: Final = "fallback"
 SCOPES = (SCOPE_ALL, SCOPE_FALLBACK)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.clock import utcnow
 from bot.db import session_scope
 from bot.training import registry
-from bot.training.models import READY
+from bot.training.tables import READY
 
 log = logging.getLogger("bot.training.activation")
 _swap = threading.Lock()  # one swap at a time from this process

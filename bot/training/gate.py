@@ -4,7 +4,7 @@ A model is blocked when its macro-F1 is more than ``max_macro_f1_drop`` below th
 an intent of the test set loses more than ``max_intent_f1_drop`` of F1 *and* the messages behind that
 drop are more than retraining noise: an exact two-sided sign test (McNemar) over the test messages whose
 correctness for that intent changed, at ``intent_alpha``. Retraining DIET on a little more data changes
-about 5% of the test predictions in both directions (measured: README), and with 26 test messages per
+about 5% of the test predictions in both directions (measured: docs/benchmarks.md), and with 26 test messages per
 intent one or two of them move an intent's F1 by more than 5 points, so a rule on the point estimate
 alone refuses almost every retraining. ``intent_alpha = 1`` restores that literal rule. Drops that pass
 as noise are still listed (``notes``, and status ``within_noise`` in ``intents``). A lead can activate a

@@ -9,6 +9,7 @@ the live assistant keeps answering.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -31,10 +32,10 @@ from sqlalchemy.orm import Session
 from bot import PROJECT_ROOT
 from bot.clock import utcnow
 from bot.config import Settings, get_settings
-from bot.db import session_scope
+from bot.db import rows_affected, session_scope
 from bot.training import evaluation, gate, registry
-from bot.training.models import EVALUATING, FAILED, QUEUED, READY, TRAINING, WAITING_FOR_TRAINER, ModelVersion
 from bot.training.rasa_model import fingerprint, rasa_env, rasa_executable
+from bot.training.tables import EVALUATING, FAILED, QUEUED, READY, TRAINING, WAITING_FOR_TRAINER, ModelVersion
 from bot.training.workspace import Workspace
 
 log = logging.getLogger("bot.training")
@@ -99,7 +100,7 @@ def claim_next(session: Session, owner: str, now: datetime | None = None) -> int
     taken = session.execute(update(ModelVersion).where(
         ModelVersion.version == version, ModelVersion.state == QUEUED, ModelVersion.stage == WAITING_FOR_TRAINER,
     ).values(stage=f"starting on trainer {owner}"[:200], heartbeat_at=now))
-    return version if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+    return version if rows_affected(taken) == 1 else None
 
 
 def work(workspace: Workspace, *, once: bool = False, poll_s: float = 2.0,
@@ -227,9 +228,10 @@ def _train(workspace: Workspace, version: int, domain: Path, extra_data: list[Pa
     with (workspace.version_dir(version) / "train.log").open("ab") as sink:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=rasa_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10))
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert isinstance(stdout, io.BufferedReader)  # a pipe with the default buffering
         pending = b""
-        for chunk in iter(lambda: proc.stdout.read1(4096), b""):  # type: ignore[union-attr]
+        for chunk in iter(lambda: stdout.read1(4096), b""):
             sink.write(chunk)
             pending += chunk
             *lines, pending = re.split(rb"[\r\n]", pending)
@@ -313,7 +315,9 @@ def run_job(version: int, settings: Settings | None = None,
     workspace = Workspace.from_settings(settings)
     limits = gate.GateLimits.from_settings(settings)
     if export is None:
-        from bot.training.inbox import export_labels as export
+        from bot.training.nlu_inbox import export_labels
+
+        export = export_labels
     with session_scope() as session:
         row = registry.get_version(session, version)
         if row is None or not row.running:

@@ -35,9 +35,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
+from bot.db import rows_affected
 from bot.privacy.redact import redact_example
 from bot.rasa_events import EVENTS, RasaEvent, has_events, read_events, tracker_engine
-from bot.training.models import (
+from bot.training.nlu_yaml import (
+    FALLBACK_INTENT,
+    OUT_OF_SCOPE_INTENT,
+    ExportResult,
+    domain_intents,
+    entity_names,
+    export_labels,
+    group_key,
+    known_intents,
+)
+from bot.training.tables import (
     IGNORED,
     LABELLED,
     OPEN,
@@ -49,16 +60,6 @@ from bot.training.models import (
     ModelVersion,
     NluLabelEvent,
     NluMessage,
-)
-from bot.training.nlu_yaml import (
-    FALLBACK_INTENT,
-    OUT_OF_SCOPE_INTENT,
-    ExportResult,
-    domain_intents,
-    entity_names,
-    export_labels,
-    group_key,
-    known_intents,
 )
 
 __all__ = [
@@ -249,7 +250,7 @@ def _ingest_chunk(session: Session, tracker_url: str, cursor: int, events: list[
         moved = session.execute(update(IngestState)
                                 .where(IngestState.source == source, IngestState.last_event_id == cursor)
                                 .values(last_event_id=new_cursor, updated_at=utcnow()))
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if rows_affected(moved) != 1:
             raise _Raced
     session.commit()
     return added
@@ -534,6 +535,33 @@ def _selection(session: Session, message_ids: Sequence[int], group_keys: Sequenc
     return sorted(rows.values(), key=lambda row: row.id)
 
 
+def _checked_intent(session: Session, root: Path, intent: str | None, new_intent: bool) -> str:
+    """The intent to label with, stripped; InboxError when it is missing, Rasa's fallback, or unknown
+    (a new intent needs ``new_intent`` and a valid name)."""
+    intent = (intent or "").strip()
+    if not intent:
+        raise InboxError(400, "missing_intent", "Pick the intent to label the messages with.")
+    if intent == FALLBACK_INTENT:
+        raise InboxError(400, "bad_intent_name", f"'{FALLBACK_INTENT}' is Rasa's own; pick a real intent.")
+    if intent not in known_intents(root, session):
+        if not new_intent:
+            raise InboxError(400, "unknown_intent", f"There is no intent '{intent}'. Pick one from the list, "
+                                                    "or create it as a new intent.")
+        if not INTENT_NAME.fullmatch(intent):
+            raise InboxError(400, "bad_intent_name", "A new intent's name has 2 to 48 characters: lower-case "
+                                                     "letters, digits and _, starting with a letter.")
+    return intent
+
+
+def _unlabelled_change(action: str, target: str) -> _Change:
+    """What ``out_of_scope``, ``ignore`` or ``reopen`` sets on a message."""
+    if action == "out_of_scope":
+        return _Change(OUT_OF_SCOPE, None, [], target)
+    if action == "ignore":
+        return _Change(IGNORED, None, [], TRAIN)
+    return _Change(OPEN, None, [], TRAIN)
+
+
 def label_messages(session: Session, root: Path, *, user_id: int | None, author: str,
                    message_ids: Sequence[int] = (), group_keys: Sequence[str] = (), action: str,
                    intent: str | None = None, new_intent: bool = False,
@@ -553,18 +581,7 @@ def label_messages(session: Session, root: Path, *, user_id: int | None, author:
     if not message_ids and not group_keys:
         raise InboxError(400, "empty_selection", "Select at least one message or group.")
     if action == "intent":
-        intent = (intent or "").strip()
-        if not intent:
-            raise InboxError(400, "missing_intent", "Pick the intent to label the messages with.")
-        if intent == FALLBACK_INTENT:
-            raise InboxError(400, "bad_intent_name", f"'{FALLBACK_INTENT}' is Rasa's own; pick a real intent.")
-        if intent not in known_intents(root, session):
-            if not new_intent:
-                raise InboxError(400, "unknown_intent", f"There is no intent '{intent}'. Pick one from the list, "
-                                                        "or create it as a new intent.")
-            if not INTENT_NAME.fullmatch(intent):
-                raise InboxError(400, "bad_intent_name", "A new intent's name has 2 to 48 characters: lower-case "
-                                                         "letters, digits and _, starting with a letter.")
+        intent = _checked_intent(session, root, intent, new_intent)
     if entities and action != "intent":
         raise InboxError(400, "entities_need_intent", "Entities can only be marked together with an intent.")
     rows = _selection(session, message_ids, group_keys)
@@ -585,12 +602,8 @@ def label_messages(session: Session, root: Path, *, user_id: int | None, author:
             else:
                 ents = [e for e in row.entities or [] if e.get("entity") in allowed]
             change = _Change(LABELLED, intent, ents, target)
-        elif action == "out_of_scope":
-            change = _Change(OUT_OF_SCOPE, None, [], target)
-        elif action == "ignore":
-            change = _Change(IGNORED, None, [], TRAIN)
         else:
-            change = _Change(OPEN, None, [], TRAIN)
+            change = _unlabelled_change(action, target)
         if (row.status, row.label_intent, list(row.label_entities or []), row.label_target) == (
                 change.status, change.intent, change.entities, change.target):
             continue

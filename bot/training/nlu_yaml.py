@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.privacy.redact import redact_example
-from bot.training.models import LABELLED, OUT_OF_SCOPE, TEST, NluMessage
+from bot.training.tables import LABELLED, OUT_OF_SCOPE, TEST, NluMessage
 
 MARKER = "# --- added by support leads in the console (generated below this line) ---"
 LABELS_FILE = Path("data") / "nlu" / "lead_labels.yml"
@@ -152,7 +152,7 @@ def render_example(text: str, entities: Sequence[dict[str, Any]] = ()) -> str:
     return "".join(out)
 
 
-def render_items(examples: dict[str, Iterable[str]], indent: str = "") -> str:
+def render_items(examples: Mapping[str, Iterable[str]], indent: str = "") -> str:
     """``- intent: x`` items with their examples as a literal block; intents and examples sorted, de-duplicated."""
     lines: list[str] = []
     for intent in sorted(examples):
@@ -165,7 +165,7 @@ def render_items(examples: dict[str, Iterable[str]], indent: str = "") -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def render_nlu_file(examples: dict[str, Iterable[str]], header: str = "") -> str:
+def render_nlu_file(examples: Mapping[str, Iterable[str]], header: str = "") -> str:
     items = render_items(examples)
     return f'{header}version: "3.1"\n' + (f"nlu:\n{items}" if items else "nlu: []\n")
 
@@ -319,18 +319,9 @@ def _conflict(label: _Label, reason: str, exported: bool = False) -> dict[str, A
             "exported": exported}
 
 
-def export_labels(session: Session, root: Path) -> ExportResult:
-    """Writes the leads' labels as Rasa training and test data under ``root``; returns what it wrote.
-
-    Per text (by group key) the most recent label wins; a text labelled for the test set anywhere is a
-    test example only. Test labels whose text is already in the hand-written training data, and training
-    labels whose text is in the test set, are left out and listed in ``conflicts``.
-    """
-    root = Path(root)
-    train_path, test_path = root / LABELS_FILE, root / TEST_FILE
-    conflicts: list[dict[str, Any]] = []
-
-    labels = _load_labels(session)
+def _choose_labels(labels: Sequence[_Label], conflicts: list[dict[str, Any]]) -> list[_Label]:
+    """The most recent label of each text (a text labelled for the test set anywhere is a test example
+    only); every label left out is added to ``conflicts`` with the reason."""
     test_keys_labelled = {label.key for label in labels if label.target == TEST}
     latest: dict[tuple[str, str], str] = {}  # (target, key) -> intent of the most recent label
     for label in labels:
@@ -345,6 +336,33 @@ def export_labels(session: Session, root: Path) -> ExportResult:
             conflicts.append(_conflict(label, f"labelled '{latest[(target, label.key)]}' more recently"))
         else:
             chosen.append(label)
+    return chosen
+
+
+def _hand_written_training(root: Path, train_path: Path) -> dict[str, str]:
+    """Group key -> intent of the hand-written training data under ``root`` (not the exported labels' file)."""
+    training: dict[str, str] = {}
+    nlu_dir = root / "data" / "nlu"
+    hand_written = sorted(p for p in nlu_dir.rglob("*") if p.suffix in (".yml", ".yaml")) if nlu_dir.is_dir() else []
+    for path in hand_written:
+        if path.resolve() == train_path.resolve():
+            continue
+        for intent, text in read_examples(path):
+            training.setdefault(group_key(text), intent)
+    return training
+
+
+def export_labels(session: Session, root: Path) -> ExportResult:
+    """Writes the leads' labels as Rasa training and test data under ``root``; returns what it wrote.
+
+    Per text (by group key) the most recent label wins; a text labelled for the test set anywhere is a
+    test example only. Test labels whose text is already in the hand-written training data, and training
+    labels whose text is in the test set, are left out and listed in ``conflicts``.
+    """
+    root = Path(root)
+    train_path, test_path = root / LABELS_FILE, root / TEST_FILE
+    conflicts: list[dict[str, Any]] = []
+    chosen = _choose_labels(_load_labels(session), conflicts)
 
     curated = _curated_part(test_path)
     try:
@@ -354,14 +372,7 @@ def export_labels(session: Session, root: Path) -> ExportResult:
     curated_examples = [(intent, strip_markup(line)[0]) for intent, lines in _intent_items(curated_data)
                         for line in lines]
     curated_keys = {group_key(text): intent for intent, text in curated_examples}
-    training: dict[str, str] = {}  # key -> intent, hand-written training data
-    nlu_dir = root / "data" / "nlu"
-    hand_written = sorted(p for p in nlu_dir.rglob("*") if p.suffix in (".yml", ".yaml")) if nlu_dir.is_dir() else []
-    for path in hand_written:
-        if path.resolve() == train_path.resolve():
-            continue
-        for intent, text in read_examples(path):
-            training.setdefault(group_key(text), intent)
+    training = _hand_written_training(root, train_path)
 
     test_lines: dict[str, set[str]] = {}
     test_keys = set(curated_keys)

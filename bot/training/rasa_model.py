@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bot import PROJECT_ROOT
+from bot.config import get_settings
 
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/stories", "data/rules", "requirements/rasa.lock",
                    "requirements/rasa-nodeps.txt", "rasa_addons", "bot/nlu")  # our components are part of the model
@@ -16,7 +17,8 @@ MODEL_NAME = "shop"
 
 
 def rasa_executable() -> Path:
-    return Path(os.environ.get("RASA_BIN", PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"))
+    """Rasa's command line (``RASA_BIN``)."""
+    return get_settings().rasa_bin
 
 
 def rasa_env() -> dict[str, str]:
@@ -29,7 +31,8 @@ def rasa_env() -> dict[str, str]:
 
 
 def model_dir() -> Path:
-    return Path(os.environ.get("SHOP_RASA_MODEL_DIR", PROJECT_ROOT / "models" / "rasa"))
+    """Where the model archive and its fingerprint go (``SHOP_RASA_MODEL_DIR``)."""
+    return get_settings().rasa_model_dir
 
 
 def fingerprint(root: Path = PROJECT_ROOT) -> str:

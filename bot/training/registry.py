@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.training import gate, rasa_model
-from bot.training.models import FAILED, QUEUED, READY, WAITING_FOR_TRAINER, ModelActivation, ModelVersion
+from bot.training.tables import FAILED, QUEUED, READY, WAITING_FOR_TRAINER, ModelActivation, ModelVersion
 from bot.training.workspace import Workspace
 
 STALE_AFTER = timedelta(seconds=120)  # a job's heartbeat is written every 10 s

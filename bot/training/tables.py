@@ -10,12 +10,12 @@ of every activation and rollback. Times are naive UTC.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-import bot.auth.models  # noqa: F401  (the `users` table the foreign keys below point to)
+import bot.auth.tables  # noqa: F401  (the `users` table the foreign keys below point to)
 from bot.db import Base
 
 # nlu_messages.status
@@ -25,8 +25,8 @@ OUT_OF_SCOPE = "out_of_scope"  # becomes an example of the `out_of_scope` intent
 IGNORED = "ignored"      # noise, gibberish, test messages: never exported
 STATUSES = (OPEN, LABELLED, OUT_OF_SCOPE, IGNORED)
 # nlu_messages.label_target
-TRAIN = "train"  # data/nlu/lead_labels.yml
-TEST = "test"    # tests/nlu_test.yml
+TRAIN: Final = "train"  # data/nlu/lead_labels.yml (Final: typed as the literal the API's field needs)
+TEST: Final = "test"    # tests/nlu_test.yml
 TARGETS = (TRAIN, TEST)
 
 # model_versions.state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from bot.search.service import ProductView
+from bot.catalog.views import ProductView
 from bot.shop.cart import CartSummary, ShippingQuote
 
 

@@ -1,9 +1,10 @@
 """HTTP hardening of the gateway: security headers, request size limits, websocket origins and frames.
 
-- :class:`SecurityHeaders` puts a strict CSP (scripts and styles from this origin only, nothing inline),
-  ``X-Content-Type-Options``, ``Referrer-Policy``, ``X-Frame-Options``, ``Permissions-Policy`` and, over
-  HTTPS, ``Strict-Transport-Security`` on every response. Headers a route set itself are kept (the
-  agent console sets its own).
+- :func:`security_headers` is the one place the security headers are made: a strict CSP (scripts and styles
+  from this origin only, nothing inline), ``X-Content-Type-Options``, ``Referrer-Policy``,
+  ``X-Frame-Options``, ``Permissions-Policy`` and, over HTTPS, ``Strict-Transport-Security``.
+  :class:`SecurityHeaders` puts them on every response; headers a route set itself are kept, and the agent
+  and lead consoles' pages set the consoles' stricter set with :func:`console_headers`.
 - :class:`BodyLimit` answers 413 to request bodies over the limit, before the app reads them, and 422 to a
   JSON body with ``NaN`` or ``Infinity`` (Python's parser takes them, but they are not JSON, nothing
   downstream can serialise them, and they used to end in a 500).
@@ -26,25 +27,55 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.web.ratelimit import Limited
+    from bot.conversation.rate_limits import Limited
 
 PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=(), "
                       "browsing-topics=()")
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def content_security_policy(host: str) -> str:
-    """Scripts, styles and connections from this origin only; product images may come from any HTTPS host."""
-    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+def policy_host(raw: str) -> str:
+    """The ``Host`` header as the policy names it: only host characters survive, so it cannot break out."""
+    return "".join(c for c in raw if c.isascii() and (c.isalnum() or c in ".-:[]")) or "localhost"
+
+
+def content_security_policy(host: str, *, remote_images: bool = True) -> str:
+    """Scripts, styles and connections from this origin only; with ``remote_images`` (the shop's pages)
+    product images may come from any HTTPS host, else images come from this origin only."""
+    images = "'self' data: https:" if remote_images else "'self' data:"
+    return (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
             f"connect-src 'self' ws://{host} wss://{host}; font-src 'self'; frame-ancestors 'none'; "
             "base-uri 'none'; form-action 'self'; object-src 'none'")
+
+
+def security_headers(host: str, *, https: bool, console: bool = False) -> dict[str, str]:
+    """Every security header of a response (lower-case names). ``console``: the agent and lead consoles'
+    stricter set: images from this origin only, the referrer kept to this origin, nothing cached."""
+    headers = {"content-security-policy": content_security_policy(host, remote_images=not console),
+               "x-content-type-options": "nosniff",
+               "referrer-policy": "same-origin" if console else "strict-origin-when-cross-origin",
+               "x-frame-options": "DENY",
+               "permissions-policy": PERMISSIONS_POLICY,
+               "cross-origin-opener-policy": "same-origin"}
+    if console:
+        headers["cache-control"] = "no-store"
+    if https:
+        headers["strict-transport-security"] = HSTS
+    return headers
+
+
+def console_headers(response: Response, connection: HTTPConnection) -> Response:
+    """``response`` (a console page, the login form and its answers) with the consoles' security headers."""
+    response.headers.update(security_headers(policy_host(connection.headers.get("host", "")),
+                                             https=connection.url.scheme in ("https", "wss"), console=True))
+    return response
 
 
 class SecurityHeaders:
@@ -57,24 +88,15 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
-        # A host header cannot break out of the policy: only host characters survive.
-        host = "".join(c for c in host if c.isascii() and (c.isalnum() or c in ".-:[]")) or "localhost"
-        https = scope.get("scheme") == "https"
+        host = policy_host(dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1"))
+        wanted = security_headers(host, https=scope.get("scheme") == "https")
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 present = {name.lower() for name, _ in headers}
-                wanted = [(b"content-security-policy", content_security_policy(host)),
-                          (b"x-content-type-options", "nosniff"),
-                          (b"referrer-policy", "strict-origin-when-cross-origin"),
-                          (b"x-frame-options", "DENY"),
-                          (b"permissions-policy", PERMISSIONS_POLICY),
-                          (b"cross-origin-opener-policy", "same-origin")]
-                if https:
-                    wanted.append((b"strict-transport-security", HSTS))
-                headers += [(name, value.encode()) for name, value in wanted if name not in present]
+                headers += [(name.encode(), value.encode()) for name, value in wanted.items()
+                            if name.encode() not in present]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -263,7 +285,7 @@ async def receive_frame(websocket: WebSocket, max_bytes: int) -> str:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """The gateway's hardening: body limits, security headers, and the chat limiter on ``app.state``."""
-    from bot.web.ratelimit import ChatLimiter, RedisBuckets
+    from bot.conversation.rate_limits import ChatLimiter, RedisBuckets
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, limits={"/api/": settings.max_chat_body_bytes})
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from bot.auth.web import require_role
 from bot.config import Settings
 from bot.convtests import store
 from bot.convtests.capture import NoUserMessages, from_conversation
-from bot.convtests.models import MAX_NAME
+from bot.convtests.tables import MAX_NAME
 from bot.db import session_scope
 from bot.web.params import AUTH_RESPONSES, CONFLICT, NOT_FOUND
 

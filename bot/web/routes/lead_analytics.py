@@ -18,20 +18,21 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from bot.analytics import export, source
 from bot.analytics.metrics import FIGURES, Period, PeriodError
-from bot.auth.models import LEAD
 from bot.auth.sessions import AuthSession
+from bot.auth.tables import LEAD
 from bot.auth.web import current_session, require_role
 from bot.clock import utcnow
 from bot.config import Settings
-from bot.web.agent import _secure_headers
 from bot.web.params import AUTH_RESPONSES
+from bot.web.security import console_headers
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parent.parent / "static"
 LOGIN_URL = "/agent/login?next=/admin/analytics"
 ASSETS = {"analytics.js": "application/javascript", "analytics.css": "text/css"}
 FORBIDDEN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Analytics: for support leads</title>
-<link rel="icon" href="data:,"><link rel="stylesheet" href="/admin/static/analytics.css"></head>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/admin/static/console.css">
+<link rel="stylesheet" href="/admin/static/analytics.css"></head>
 <body class="plain-page"><main class="plain-card"><h1>This page is for support leads</h1>
 <p>Your account does not have the lead role. Ask a lead or an administrator if you need it.</p>
 <p><a href="/agent">Back to the agent inbox</a></p></main></body></html>
@@ -62,8 +63,8 @@ async def analytics_page(request: Request) -> Response:
     if auth is None:
         return RedirectResponse(LOGIN_URL, status_code=303)
     if not auth.user.has_role(LEAD):
-        return _secure_headers(HTMLResponse(FORBIDDEN_PAGE, status_code=403), request)
-    return _secure_headers(FileResponse(STATIC / "analytics.html", media_type="text/html"), request)
+        return console_headers(HTMLResponse(FORBIDDEN_PAGE, status_code=403), request)
+    return console_headers(FileResponse(STATIC / "analytics.html", media_type="text/html"), request)
 
 
 @router.get("/admin/static/analytics.js", include_in_schema=False)
@@ -82,7 +83,7 @@ def _asset(name: str) -> FileResponse:
 
 @router.get("/admin/api/analytics", responses={400: {"description": "A bad period (`since`, `until`)."}})
 async def analytics(request: Request, auth: Lead, since: Day = None, until: Day = None) -> dict[str, Any]:
-    """Every figure of the period (see the README, "Analytics", for the definitions)."""
+    """Every figure of the period (see docs/lead-console.md, "Analytics", for the definitions)."""
     report = await _report(request, _period(since, until))
     report["figures"] = list(FIGURES)
     return report

@@ -1,8 +1,9 @@
 """The support leads' console: pages, and the models API (train, progress, registry, activate, roll back).
 
-The NLU inbox API is in :mod:`bot.web.admin_inbox`, analytics in :mod:`bot.web.admin_analytics`; every
-route is for the lead role. Training runs in its own process (:mod:`bot.training.jobs`), so the gateway
-only starts it and reads its progress from the registry.
+The NLU inbox API is in :mod:`bot.web.routes.nlu_inbox`, analytics in :mod:`bot.web.routes.lead_analytics`,
+topics in :mod:`bot.web.routes.topics`, saved conversation tests in :mod:`bot.web.routes.conversation_tests`;
+logging in is :mod:`bot.web.routes.console_login`. Every route is for the lead role. Training runs in its
+own process (:mod:`bot.training.jobs`), so the gateway only starts it and reads its progress from the registry.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from bot.auth.sessions import AuthSession
 from bot.auth.web import current_session, require_role
 from bot.clock import utcnow
 from bot.config import Settings
-from bot.convtests.models import ConversationTestRow
+from bot.convtests.tables import ConversationTestRow
 from bot.db import session_scope
 from bot.training import activation, gate, jobs, registry
-from bot.training.models import ModelVersion
+from bot.training.tables import ModelVersion
 from bot.training.workspace import Workspace
-from bot.web.agent import _secure_headers
 from bot.web.params import AUTH_RESPONSES, CONFLICT, NOT_FOUND, IdPath
+from bot.web.security import console_headers
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parent.parent / "static"
 ASSETS = {"admin.js": "application/javascript", "admin.css": "text/css",
-          "analytics.js": "application/javascript", "analytics.css": "text/css"}
+          "analytics.js": "application/javascript", "analytics.css": "text/css",
+          "console.js": "application/javascript", "console.css": "text/css"}
 
 router = APIRouter(tags=["lead"], responses=AUTH_RESPONSES)  # the pages are left out of the schema
 Lead = Annotated[AuthSession, Depends(require_role("lead"))]
@@ -48,7 +50,7 @@ async def console_page(request: Request, page: str, path: str) -> Response:
         return RedirectResponse(f"/agent/login?next={path}", status_code=303)
     if not auth.user.has_role("lead"):
         raise HTTPException(403, {"error": "forbidden", "message": "The console is for support leads."})
-    return _secure_headers(FileResponse(STATIC / page, media_type="text/html"), request)
+    return console_headers(FileResponse(STATIC / page, media_type="text/html"), request)
 
 
 @router.get("/admin", include_in_schema=False)

@@ -1,7 +1,7 @@
 """The NLU inbox API of the lead console: grouped messages, one message in context, labels.
 
 Every route is for the lead role (POST needs the session's ``X-CSRF-Token``). Listing first reads the
-events Rasa stored since the last look (:func:`bot.training.inbox.ingest`), so the inbox is always current
+events Rasa stored since the last look (:func:`bot.training.nlu_inbox.ingest`), so the inbox is always current
 without a background job. Refusals are ``{"detail": {"error": code, "message": text}}``.
 """
 
@@ -20,15 +20,15 @@ from bot.auth.web import require_role
 from bot.config import Settings
 from bot.db import session_scope
 from bot.ids import MAX_ID
-from bot.training import inbox
-from bot.training.models import TRAIN
-from bot.web.params import AUTH_RESPONSES, IdPath
+from bot.training import nlu_inbox
+from bot.training.tables import TRAIN
+from bot.web.params import AUTH_RESPONSES, IdPath, Responses
 
-log = logging.getLogger("bot.web.admin_inbox")
+log = logging.getLogger("bot.web.routes.nlu_inbox")
 router = APIRouter(tags=["lead"], responses=AUTH_RESPONSES)
 Lead = Annotated[AuthSession, Depends(require_role("lead"))]
 MAX_TEXT_OFFSET = 100_000  # an entity's start and end: characters into the message
-BAD_REQUEST = {400: {"description": "A bad filter or label request (`detail.message` says which)."}}
+BAD_REQUEST: Responses = {400: {"description": "A bad filter or label request (`detail.message` says which)."}}
 QUERY_KEYS = ("q", "intent", "reason", "status", "min_conf", "max_conf", "since", "until", "page", "page_size")
 
 
@@ -53,7 +53,7 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def _refuse(exc: inbox.InboxError) -> HTTPException:
+def _refuse(exc: nlu_inbox.InboxError) -> HTTPException:
     return HTTPException(exc.status, exc.detail())
 
 
@@ -61,8 +61,8 @@ def _refuse(exc: inbox.InboxError) -> HTTPException:
 async def list_inbox(request: Request, auth: Lead) -> dict[str, Any]:
     settings = _settings(request)
     try:
-        query = inbox.InboxQuery.parse({key: request.query_params.get(key) for key in QUERY_KEYS})
-    except inbox.InboxError as exc:
+        query = nlu_inbox.InboxQuery.parse({key: request.query_params.get(key) for key in QUERY_KEYS})
+    except nlu_inbox.InboxError as exc:
         raise _refuse(exc) from exc
 
     def read() -> dict[str, Any]:
@@ -70,13 +70,13 @@ async def list_inbox(request: Request, auth: Lead) -> dict[str, Any]:
         added = 0
         with session_scope(settings.database_url) as session:
             try:
-                added = inbox.ingest(session, settings.tracker_url, threshold=settings.inbox_confidence_threshold,
+                added = nlu_inbox.ingest(session, settings.tracker_url, threshold=settings.inbox_confidence_threshold,
                                      sample_rate=settings.inbox_sample_rate)
             except Exception as exc:  # the tracker store is unreachable: show what was read before
                 log.exception("reading Rasa's events for the NLU inbox failed")
                 session.rollback()
                 ingest_error = f"New messages could not be read from Rasa's tracker store: {type(exc).__name__}."
-            answer = inbox.list_groups(session, query, Path(settings.training_root))
+            answer = nlu_inbox.list_groups(session, query, Path(settings.training_root))
         answer["ingested"] = added
         if ingest_error:
             answer["ingest_error"] = ingest_error
@@ -92,11 +92,11 @@ async def inbox_message(request: Request, auth: Lead,
 
     def read() -> dict[str, Any]:
         with session_scope(settings.database_url) as session:
-            return inbox.message_detail(session, message_id, settings.tracker_url)
+            return nlu_inbox.message_detail(session, message_id, settings.tracker_url)
 
     try:
         return await asyncio.to_thread(read)
-    except inbox.InboxError as exc:
+    except nlu_inbox.InboxError as exc:
         raise _refuse(exc) from exc
 
 
@@ -112,7 +112,7 @@ async def label(request: Request, auth: Lead, body: Annotated[Any, Body()] = Non
 
     def write() -> int:
         with session_scope(settings.database_url) as session:
-            return inbox.label_messages(
+            return nlu_inbox.label_messages(
                 session, Path(settings.training_root), user_id=auth.user.id, author=auth.user.name,
                 message_ids=command.message_ids, group_keys=command.group_keys, action=command.action,
                 intent=command.intent, new_intent=command.new_intent,
@@ -121,7 +121,7 @@ async def label(request: Request, auth: Lead, body: Annotated[Any, Body()] = Non
 
     try:
         return {"updated": await asyncio.to_thread(write)}
-    except inbox.InboxError as exc:
+    except nlu_inbox.InboxError as exc:
         raise _refuse(exc) from exc
 
 
@@ -131,6 +131,6 @@ async def labels(request: Request, auth: Lead) -> dict[str, Any]:
 
     def read() -> dict[str, Any]:
         with session_scope(settings.database_url) as session:
-            return inbox.labels_summary(session, Path(settings.training_root))
+            return nlu_inbox.labels_summary(session, Path(settings.training_root))
 
     return await asyncio.to_thread(read)

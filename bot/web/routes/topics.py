@@ -26,18 +26,18 @@ from bot.config import Settings
 from bot.db import session_scope
 from bot.ids import MAX_ID
 from bot.topics import actions
-from bot.topics.models import SCOPE_ALL, TopicMember
 from bot.topics.summaries import topic_summaries
-from bot.training import inbox
-from bot.web.params import AUTH_RESPONSES, CONFLICT, NOT_FOUND, IdPath
+from bot.topics.tables import SCOPE_ALL, TopicMember
+from bot.training import nlu_inbox
+from bot.web.params import AUTH_RESPONSES, CONFLICT, NOT_FOUND, IdPath, Responses
 
-log = logging.getLogger("bot.web.admin_topics")
+log = logging.getLogger("bot.web.routes.topics")
 router = APIRouter(tags=["lead"], responses=AUTH_RESPONSES)
 Lead = Annotated[AuthSession, Depends(require_role("lead"))]
 Scope = Literal["all", "fallback"]
 STEPS = ("reading shopper messages", "embedding", "clustering", "naming", "storing")
 MAX_MEMBERS = 200
-REFUSED = {400: {"description": "A bad selection or intent (`detail.message` says which)."},
+REFUSED: Responses = {400: {"description": "A bad selection or intent (`detail.message` says which)."},
            422: {"description": "The entry is invalid or its key is taken (`detail.message` says which)."}}
 
 
@@ -119,7 +119,7 @@ async def list_topics(request: Request, auth: Lead, scope: Scope = SCOPE_ALL,
                                  "status": labels.get(m.id, ("open", None))[0],
                                  "label": labels.get(m.id, ("open", None))[1]} for m in shown],
                     "members_shown": len(shown)})
-            intents = inbox.known_intents(Path(settings.training_root), session)
+            intents = nlu_inbox.known_intents(Path(settings.training_root), session)
         return {"scope": scope, "topics": topics, "intents": intents}
 
     return await asyncio.to_thread(read)
@@ -215,7 +215,7 @@ async def topic_knowledge(request: Request, auth: Lead, topic_id: IdPath, body: 
     settings = _settings(request)
 
     def write() -> dict[str, Any]:
-        from bot.topics.models import Topic
+        from bot.topics.tables import Topic
 
         with session_scope(settings.database_url) as session:
             topic = session.get(Topic, topic_id)

@@ -22,8 +22,13 @@
   var STATES = { queued: "Queued", training: "Training", evaluating: "Evaluating", ready: "Ready", failed: "Failed" };
   var ACTIVATION_KINDS = { activate: "Activated", override: "Activated over the gate", rollback: "Rolled back", baseline: "Baseline" };
 
+  var $ = ConsoleKit.$, el = ConsoleKit.el, svg = ConsoleKit.svg, clear = ConsoleKit.clear;
+  var api = ConsoleKit.client({
+    loginUrl: "/agent/login?next=" + encodeURIComponent("/admin"),
+    forbidden: "Only support leads can do that (or the page is out of date: reload it)."
+  });
+
   var me = null;
-  var csrf = "";
   var intents = [];       // known intents (domain plus lead-created), sorted
   var entityNames = [];   // domain entity names
   var groups = [];        // the groups on the current page
@@ -38,17 +43,6 @@
   var modelDetail = null; // last GET /admin/api/models/{v}
   var pollTimer = null;
   var lastRunning = null;
-
-  function $(id) { return document.getElementById(id); }
-
-  function el(tag, cls, text) {
-    var n = document.createElement(tag);
-    if (cls) n.className = cls;
-    if (text !== undefined && text !== null && text !== "") n.textContent = String(text);
-    return n;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
   function testid(node, id) { node.setAttribute("data-testid", id); return node; }
 
@@ -81,43 +75,7 @@
 
   function plural(n, one, many) { return n + " " + (n === 1 ? one : (many || one + "s")); }
 
-  // ------------------------------------------------------------------ HTTP, alerts
-
-  function loginUrl() { return "/agent/login?next=" + encodeURIComponent("/admin"); }
-
-  function ApiError(message, status, detail) {
-    this.message = message;
-    this.status = status;
-    this.detail = detail || {};
-  }
-
-  function api(method, path, body) {
-    var opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
-    if (method !== "GET") {
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRF-Token"] = csrf;
-      opts.body = JSON.stringify(body || {});
-    }
-    return fetch(path, opts).catch(function () {
-      throw new ApiError("The console cannot reach the server. Check your connection and try again.", 0);
-    }).then(function (r) {
-      if (r.status === 401) {
-        window.location.assign(loginUrl());
-        throw new ApiError("Your session has ended. Log in again.", 401);
-      }
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) {
-          var d = data && data.detail;
-          var msg = d && typeof d === "object" && !Array.isArray(d) && d.message ? d.message :
-            typeof d === "string" ? d :
-            Array.isArray(d) && d[0] && d[0].msg ? d[0].msg : "That did not work (HTTP " + r.status + ").";
-          if (r.status === 403 && !(d && d.message)) msg = "Only support leads can do that (or the page is out of date: reload it).";
-          throw new ApiError(msg, r.status, d && typeof d === "object" && !Array.isArray(d) ? d : {});
-        }
-        return data;
-      });
-    });
-  }
+  // ------------------------------------------------------------------ alerts
 
   function showError(err) {
     var text = err && err.message ? err.message : String(err || "Something went wrong.");
@@ -1155,15 +1113,7 @@
     testid(t, "per-intent");
     var cap = el("caption", "sr-only", "F1 per intent on the test set, biggest drop first");
     t.appendChild(cap);
-    var head = el("thead");
-    var hr = el("tr");
-    ["Intent", "F1", "Baseline", "Difference", "Support", "Gate"].forEach(function (h, i) {
-      var th = el("th", i ? "num" : null, h);
-      th.scope = "col";
-      hr.appendChild(th);
-    });
-    head.appendChild(hr);
-    t.appendChild(head);
+    t.appendChild(ConsoleKit.thead(["Intent", "F1", "Baseline", "Difference", "Support", "Gate"], 1));
     var tb = el("tbody");
     rows.forEach(function (r) {
       // The gate's own decision for this intent (bot/training/gate.py), never a rule of the page's own.
@@ -1353,11 +1303,7 @@
     var expected = turn.expected || {};
     var differences = turn.differences || [];
     var t = el("table");
-    var hr = el("tr");
-    ["", "Expected", "Got"].forEach(function (h) { var th = el("th", null, h); th.scope = "col"; hr.appendChild(th); });
-    var thead = el("thead");
-    thead.appendChild(hr);
-    t.appendChild(thead);
+    t.appendChild(ConsoleKit.thead(["", "Expected", "Got"]));
     var tb = el("tbody");
     CONV_FIELDS.forEach(function (f) {
       var differs = differences.some(function (d) { return String(d).indexOf(f[0] + ":") === 0; });
@@ -1420,25 +1366,17 @@
   function pct(x) { return typeof x === "number" && isFinite(x) ? Math.round(x * 100) + " %" : "\u2014"; }
 
   function trendSvg(perDay) {
-    var ns = "http://www.w3.org/2000/svg";
-    var svg = document.createElementNS(ns, "svg");
     var w = 8, h = 24, max = 1;
     perDay.forEach(function (d) { if (d.count > max) max = d.count; });
-    svg.setAttribute("width", String(Math.max(perDay.length, 1) * w));
-    svg.setAttribute("height", String(h));
-    svg.setAttribute("class", "topic-trend");
-    svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "Messages per day: " + perDay.map(function (d) { return d.day + " " + d.count; }).join(", "));
-    perDay.forEach(function (d, i) {
-      var r = document.createElementNS(ns, "rect");
-      var bh = Math.max(1, Math.round(d.count / max * h));
-      r.setAttribute("x", String(i * w + 1));
-      r.setAttribute("y", String(h - bh));
-      r.setAttribute("width", String(w - 2));
-      r.setAttribute("height", String(bh));
-      svg.appendChild(r);
+    var chart = svg("svg", {
+      width: Math.max(perDay.length, 1) * w, height: h, "class": "topic-trend", role: "img",
+      "aria-label": "Messages per day: " + perDay.map(function (d) { return d.day + " " + d.count; }).join(", ")
     });
-    return svg;
+    perDay.forEach(function (d, i) {
+      var bh = Math.max(1, Math.round(d.count / max * h));
+      chart.appendChild(svg("rect", { x: i * w + 1, y: h - bh, width: w - 2, height: bh }));
+    });
+    return chart;
   }
 
   function topicCard(t) {
@@ -1628,17 +1566,12 @@
 
   window.addEventListener("hashchange", function () { clearError(); route(); });
 
-  $("logout").addEventListener("click", function () {
-    api("POST", "/agent/logout", {}).catch(function () { /* logged out anyway */ }).then(function () {
-      window.location.assign("/agent/login");
-    });
-  });
+  ConsoleKit.wireLogout(api);
 
   function start() {
     route();
-    api("GET", "/agent/api/me").then(function (data) {
+    ConsoleKit.signedIn(api).then(function (data) {
       me = data.user || {};
-      csrf = data.csrf_token || data.csrf || "";
       $("me").textContent = (me.name || me.display_name || me.username || "") + (me.role === "lead" ? " (lead)" : "");
       if (me.role && me.role !== "lead") showError({ message: "This console is for support leads; your account is an agent account." });
       route();

@@ -6,44 +6,17 @@
 (function () {
   "use strict";
 
-  var SVG_NS = "http://www.w3.org/2000/svg";
-  var REASONS = {
-    explicit_request: "Asked for a person",
-    negative_mood: "Negative mood",
-    very_negative_message: "Very negative message",
-    repeated_fallback: "Bot kept misunderstanding",
-    vip_negative_mood: "VIP, negative mood",
-    gave_up: "Giving up",
-    service_complaint: "Says the bot is not helping",
-    repeated_request: "Asked the same thing again",
-    bot_not_understanding: "Bot kept failing"
-  };
+  var $ = ConsoleKit.$, el = ConsoleKit.el, svg = ConsoleKit.svg, clear = ConsoleKit.clear;
+  var api = ConsoleKit.client({ loginUrl: "/agent/login" });
+  var REASONS = ConsoleKit.HANDOFF_REASONS;
 
   var me = null;            // {id, username, role, name}
-  var csrf = "";
   var tickets = {};         // id -> queue row
   var agents = [];          // for the transfer menu
   var namesByUsername = {}; // username -> display name, for message authors
   var current = null;       // the watched ticket in full
   var ws = null;
   var attempt = 0;
-
-  function $(id) { return document.getElementById(id); }
-
-  function el(tag, cls, text) {
-    var n = document.createElement(tag);
-    if (cls) n.className = cls;
-    if (text !== undefined && text !== null && text !== "") n.textContent = String(text);
-    return n;
-  }
-
-  function svg(tag, attrs) {
-    var n = document.createElementNS(SVG_NS, tag);
-    Object.keys(attrs || {}).forEach(function (k) { n.setAttribute(k, String(attrs[k])); });
-    return n;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
   function reasonLabel(reason) { return REASONS[reason] || String(reason || "").replace(/_/g, " "); }
 
@@ -89,29 +62,6 @@
 
   function who(row) {
     return row.customer_name || "Guest";
-  }
-
-  // ------------------------------------------------------------------ HTTP
-
-  function api(method, path, body) {
-    var opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
-    if (method !== "GET") {
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRF-Token"] = csrf;
-      opts.body = JSON.stringify(body || {});
-    }
-    return fetch(path, opts).then(function (r) {
-      if (r.status === 401) { window.location.assign("/agent/login"); throw new Error("Your session has ended."); }
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) {
-          var d = data && data.detail;
-          var msg = d && typeof d === "object" && d.message ? d.message :
-            Array.isArray(d) && d[0] && d[0].msg ? d[0].msg : "That did not work (HTTP " + r.status + ").";
-          throw new Error(msg);
-        }
-        return data;
-      });
-    });
   }
 
   function notice(text, info) {
@@ -539,11 +489,7 @@
     }
   });
 
-  $("logout").addEventListener("click", function () {
-    api("POST", "/agent/logout", {}).catch(function () { /* logged out anyway */ }).then(function () {
-      window.location.assign("/agent/login");
-    });
-  });
+  ConsoleKit.wireLogout(api);
 
   // ------------------------------------------------------------------ live connection
 
@@ -616,9 +562,8 @@
   }
 
   function start() {
-    api("GET", "/agent/api/me").then(function (data) {
+    ConsoleKit.signedIn(api).then(function (data) {
       me = data.user;
-      csrf = data.csrf_token;
       $("me").textContent = me.name + (me.role === "lead" ? " (lead)" : "");
       connect();
       return loadAgents();

@@ -6,62 +6,15 @@
 (function () {
   "use strict";
 
-  var SVG_NS = "http://www.w3.org/2000/svg";
-  var LOGIN = "/agent/login?next=/admin/analytics";
-  var REASONS = {
-    explicit_request: "Asked for a person",
-    negative_mood: "Negative mood",
-    very_negative_message: "Very negative message",
-    repeated_fallback: "Bot kept misunderstanding",
-    vip_negative_mood: "VIP, negative mood",
-    unknown: "Unknown (no ticket)"
-  };
+  var $ = ConsoleKit.$, el = ConsoleKit.el, svg = ConsoleKit.svg;
+  var api = ConsoleKit.client({ loginUrl: "/agent/login?next=/admin/analytics" });
+  var REASONS = Object.assign({ unknown: "Unknown (no ticket)" }, ConsoleKit.HANDOFF_REASONS);
   var TOP_INTENTS = 12;
-  var csrf = "";
   var loading = 0;
-
-  function $(id) { return document.getElementById(id); }
-
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function svg(tag, attrs, text) {
-    var node = document.createElementNS(SVG_NS, tag);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
 
   function pct(x) { return x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%"; }
   function num(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"); }
   function plural(n, one, many) { return num(n) + " " + (n === 1 ? one : many); }
-
-  // ------------------------------------------------------------------ HTTP
-
-  function api(method, path, body) {
-    var opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
-    if (method !== "GET") {
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRF-Token"] = csrf;
-      opts.body = JSON.stringify(body || {});
-    }
-    return fetch(path, opts).then(function (r) {
-      if (r.status === 401) { window.location.assign(LOGIN); throw new Error("Your session has ended."); }
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) {
-          var d = data && data.detail;
-          var msg = d && typeof d === "object" && d.message ? d.message :
-            Array.isArray(d) && d[0] && d[0].msg ? d[0].msg : "That did not work (HTTP " + r.status + ").";
-          throw new Error(msg);
-        }
-        return data;
-      });
-    });
-  }
 
   function alertBox(text) {
     var box = $("alert");
@@ -179,11 +132,7 @@
 
   function table(container, headers, rows) {
     var t = el("table", "numbers");
-    var head = el("thead");
-    var tr = el("tr");
-    headers.forEach(function (h) { var th = el("th", null, h); th.scope = "col"; tr.appendChild(th); });
-    head.appendChild(tr);
-    t.appendChild(head);
+    t.appendChild(ConsoleKit.thead(headers));
     var body = el("tbody");
     rows.forEach(function (r) {
       var row = el("tr");
@@ -370,12 +319,8 @@
       plural(data.total, "conversation", "conversations");
     if (!data.conversations.length) return empty(box, "No conversations in this period.");
     var t = el("table", "numbers recent");
-    var head = el("tr");
-    ["Conversation", "Started (UTC)", "Last message (UTC)", "Shopper messages", "Fallbacks", "Outcome", "Rating", ""]
-      .forEach(function (h) { var th = el("th", null, h); th.scope = "col"; head.appendChild(th); });
-    var thead = el("thead");
-    thead.appendChild(head);
-    t.appendChild(thead);
+    t.appendChild(ConsoleKit.thead(
+      ["Conversation", "Started (UTC)", "Last message (UTC)", "Shopper messages", "Fallbacks", "Outcome", "Rating", ""]));
     var body = el("tbody");
     data.conversations.forEach(function (c) {
       var tr = el("tr");
@@ -463,13 +408,8 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-days]"), function (b) {
       b.addEventListener("click", function () { lastDays(Number(b.getAttribute("data-days"))); });
     });
-    $("logout").addEventListener("click", function () {
-      api("POST", "/agent/logout").catch(function () { /* logged out anyway */ }).then(function () {
-        window.location.assign("/agent/login");
-      });
-    });
-    api("GET", "/agent/api/me").then(function (data) {
-      csrf = data.csrf_token || data.csrf || "";
+    ConsoleKit.wireLogout(api);
+    ConsoleKit.signedIn(api).then(function (data) {
       $("me").textContent = data.user && data.user.name ? data.user.name : "";
     }).catch(function (err) { alertBox(err.message); });
     var params = new URLSearchParams(window.location.search);

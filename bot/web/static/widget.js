@@ -163,10 +163,18 @@
 
   // Only http(s) URLs or relative URLs (resolved against the widget origin,
   // since the widget may be embedded on another site) are accepted.
+  function hasControlChar(s) {
+    for (var i = 0; i < s.length; i++) {
+      var c = s.charCodeAt(i);
+      if (c < 0x20 || c === 0x7f) return true;
+    }
+    return false;
+  }
+
   function safeUrl(u) {
     if (typeof u !== "string") return null;
     var s = u.trim();
-    if (!s || s.length > 2048 || /[\u0000-\u001f\u007f]/.test(s)) return null;
+    if (!s || s.length > 2048 || hasControlChar(s)) return null;
     var hasScheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s);
     if (hasScheme && !/^https?:/i.test(s)) return null;
     try {

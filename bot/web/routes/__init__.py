@@ -1,0 +1,1 @@
+"""The gateway's HTTP and websocket routes, one module per area."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the test groups: real servers on free ports, stand-ins, console logins."""
