@@ -243,7 +243,7 @@ class MoodParameters(Protocol):
 
 @dataclass(frozen=True)
 class MoodSettings:
-    """The default mood parameters (the same defaults as ``EscalationThresholds``)."""
+    """The default mood parameters (``EscalationThresholds`` extends them with the trigger thresholds)."""
 
     mood: str = "ewma"
     mood_alpha: float = 0.5

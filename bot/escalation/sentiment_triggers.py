@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.escalation.episode import escalated_since_handback, segment_from_events, since_handback
-from bot.sentiment import MOODS, Turn, mood_trajectory, score, turn_sentiment
+from bot.sentiment import MOODS, MoodSettings, Turn, mood_trajectory, score, turn_sentiment
 
 REASONS = ("explicit_request", "negative_mood", "very_negative_message", "repeated_fallback", "vip_negative_mood")
 
@@ -35,7 +35,7 @@ def _tuple(value: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class EscalationThresholds:
+class EscalationThresholds(MoodSettings):
     """When the bot hands a conversation to a person. Every field can be set from the environment as
     ``SHOP_ESCALATION_<FIELD>`` (lists comma-separated), e.g. ``SHOP_ESCALATION_MOOD_THRESHOLD=-0.4``:
 
@@ -69,12 +69,8 @@ class EscalationThresholds:
     vip_mood_threshold: float = -0.15
     vip_min_turns: int = 1
     explicit_intents: tuple[str, ...] = ("contact_human_agent",)
-    mood: str = "ewma"
-    mood_alpha: float = 0.5
-    mood_alpha_recover: float = 0.3
-    mood_alpha_neutral: float = 0.15
-    mood_decay: float = 0.5
-    neutral_band: float = 0.05
+    # the mood fields (mood, mood_alpha, mood_alpha_recover, mood_alpha_neutral, mood_decay, neutral_band) and
+    # their defaults come from MoodSettings
 
     def __post_init__(self) -> None:
         def fail(name: str, why: str) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
-STATIC = Path(__file__).resolve().parent / "static"
+from bot.web.static_files import asset
+
 TAGS: list[dict[str, Any]] = [
     {"name": "chat", "description": "The shopper's chat as JSON over HTTP (the widget speaks the same over the "
                                     "`/ws/chat` websocket, which OpenAPI cannot describe)."},
@@ -75,8 +76,7 @@ def router(title: str, openapi_url: str = "/openapi.json") -> APIRouter:
     @docs.get("/docs/static/{name}")
     async def docs_asset(name: str) -> FileResponse:
         if name == "docs.js":
-            return FileResponse(STATIC / "docs.js", media_type="application/javascript",
-                                headers={"Cache-Control": "no-cache"})
+            return asset(name, {"docs.js": "application/javascript"})
         folder = swagger_ui_dir()
         media = VENDOR_ASSETS.get(name)
         if media is None or folder is None:

@@ -6,16 +6,14 @@ The page talks to the ticket API (:mod:`bot.web.routes.tickets`) and the live qu
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from bot.auth.web import current_session
 from bot.web.params import AUTH_RESPONSES
 from bot.web.security import console_headers
+from bot.web.static_files import STATIC, asset
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 ASSETS = {"agent.js": "application/javascript", "agent.css": "text/css",
           "console.js": "application/javascript", "console.css": "text/css"}
 
@@ -32,7 +30,4 @@ async def inbox_page(request: Request) -> Response:
 
 @router.get("/agent/static/{name}", include_in_schema=False)
 async def inbox_asset(name: str) -> FileResponse:
-    media = ASSETS.get(name)
-    if media is None:
-        raise HTTPException(404, "Not Found")
-    return FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "no-cache"})
+    return asset(name, ASSETS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import logging
 from functools import cache
-from pathlib import Path
 from string import Template
 from typing import Annotated, Any
 
@@ -39,9 +38,10 @@ from bot.db import in_session
 from bot.handoff import tickets
 from bot.web.params import AUTH_RESPONSES
 from bot.web.security import console_headers
+from bot.web.static_files import STATIC
 
 log = logging.getLogger("bot.web.routes.console_login")
-LOGIN_TEMPLATE = Path(__file__).resolve().parent.parent / "static" / "login.html"
+LOGIN_TEMPLATE = STATIC / "login.html"
 
 router = APIRouter(tags=["agent"], responses=AUTH_RESPONSES)  # the login pages are left out of the schema
 Agent = Annotated[AuthSession, Depends(require_role("agent"))]

@@ -10,7 +10,6 @@ and counts, no message text), which the page lists with a "Save as test" button.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -25,8 +24,8 @@ from bot.clock import utcnow
 from bot.config import Settings
 from bot.web.params import AUTH_RESPONSES
 from bot.web.security import console_headers
+from bot.web.static_files import STATIC, asset
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 LOGIN_URL = "/agent/login?next=/admin/analytics"
 ASSETS = {"analytics.js": "application/javascript", "analytics.css": "text/css"}
 FORBIDDEN_PAGE = """<!doctype html>
@@ -78,7 +77,7 @@ async def analytics_style() -> FileResponse:
 
 
 def _asset(name: str) -> FileResponse:
-    return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+    return asset(name, ASSETS)
 
 
 @router.get("/admin/api/analytics", responses={400: {"description": "A bad period (`since`, `until`)."}})

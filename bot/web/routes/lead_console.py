@@ -29,8 +29,8 @@ from bot.training.tables import ModelVersion
 from bot.training.workspace import Workspace
 from bot.web.params import AUTH_RESPONSES, CONFLICT, NOT_FOUND, IdPath
 from bot.web.security import console_headers
+from bot.web.static_files import STATIC, asset
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 ASSETS = {"admin.js": "application/javascript", "admin.css": "text/css",
           "analytics.js": "application/javascript", "analytics.css": "text/css",
           "console.js": "application/javascript", "console.css": "text/css"}
@@ -60,10 +60,7 @@ async def admin_page(request: Request) -> Response:
 
 @router.get("/admin/static/{name}", include_in_schema=False)
 async def admin_asset(name: str) -> FileResponse:
-    media = ASSETS.get(name)
-    if media is None or not (STATIC / name).exists():
-        raise HTTPException(404, "Not Found")
-    return FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "no-cache"})
+    return asset(name, ASSETS)
 
 
 # --------------------------------------------------------------------------- models

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -19,9 +18,11 @@ from bot.shop.identity import jwt_secret
 from bot.web import pages
 from bot.web.media import product_svg
 from bot.web.params import IdPath
+from bot.web.static_files import STATIC, asset
 
 router = APIRouter()
-STATIC = Path(__file__).resolve().parent.parent / "static"
+WIDGET_ASSETS = {"widget.js": "application/javascript", "widget.css": "text/css"}
+ANY_ORIGIN = {"Access-Control-Allow-Origin": "*"}  # the widget loads on the shop's own pages, any origin
 SHOP_ASSETS = {"shop.css": "text/css", "shop.js": "application/javascript", "pages.css": "text/css",
                "checkout.js": "application/javascript"}
 
@@ -37,23 +38,18 @@ async def shop_page() -> FileResponse:
 
 @router.get("/widget.js", include_in_schema=False)
 async def widget() -> FileResponse:
-    return FileResponse(STATIC / "widget.js", media_type="application/javascript",
-                        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
+    return asset("widget.js", WIDGET_ASSETS, ANY_ORIGIN)
 
 
 @router.get("/widget.css", include_in_schema=False)
 async def widget_css() -> FileResponse:
-    return FileResponse(STATIC / "widget.css", media_type="text/css",
-                        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
+    return asset("widget.css", WIDGET_ASSETS, ANY_ORIGIN)
 
 
 @router.get("/static/{name}", include_in_schema=False)
 async def shop_asset(name: str) -> FileResponse:
     """The demo shop's own styles and scripts (a strict CSP allows nothing inline)."""
-    media = SHOP_ASSETS.get(name)
-    if media is None:
-        raise HTTPException(404, "Not Found")
-    return FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "no-cache"})
+    return asset(name, SHOP_ASSETS)
 
 
 def _product(settings: Settings, product_id: int) -> Product:
