@@ -307,7 +307,14 @@ def test_our_dialogues_have_the_splits_and_labels_the_model_needs() -> None:
 def test_training_reproduces_the_shipped_model_and_calibration_holds_on_dev(tmp_path: Path,
                                                                             model: EscalationModel) -> None:
     retrained, report = training.train(out=tmp_path / "m.json")
-    assert np.allclose(retrained.coef, model.coef, atol=1e-3) and retrained.calibration == model.calibration
+    assert np.allclose(retrained.coef, model.coef, atol=1e-3)
+    # the same calibration curve; a dialogue whose score sits on a threshold (coefficients differ in the 7th digit
+    # with the machine's float summation order) may move one step, so rates agree within about one dialogue
+    assert len(retrained.calibration) == len(model.calibration)
+    for got, shipped in zip(retrained.calibration, model.calibration, strict=True):
+        assert np.allclose([got.threshold, got.false_escalation_rate, got.recall, got.precision],
+                           [shipped.threshold, shipped.false_escalation_rate, shipped.recall, shipped.precision],
+                           atol=0.006), (got, shipped)
     assert report["calibration_at_5pct"]["false_escalation_rate"] <= 0.05
     # the calibrated threshold holds the 5% target on the dev dialogues alone
     dev = load_split("dev")
