@@ -35,11 +35,16 @@ def model_dir() -> Path:
     return get_settings().rasa_model_dir
 
 
+def _generated(relative: Path) -> bool:
+    """Caches that tools write beside the sources (``__pycache__``, ``.ruff_cache``, ``.mypy_cache``): not inputs."""
+    return any(part == "__pycache__" or part.startswith(".") for part in relative.parts)
+
+
 def fingerprint(root: Path = PROJECT_ROOT) -> str:
     digest = hashlib.sha256()
     for name in TRAINING_INPUTS:
         path = root / name
-        files = (sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        files = (sorted(p for p in path.rglob("*") if p.is_file() and not _generated(p.relative_to(path)))
                  if path.is_dir() else [path])
         for file in files:
             if file.exists():

@@ -468,3 +468,20 @@ def test_activation_reaches_every_replica_or_none(fresh: tuple[str, Workspace]) 
     finally:
         for server in (good, other, broken):
             server.close()
+
+
+def test_the_model_fingerprint_ignores_caches_that_tools_write_beside_the_sources(tmp_path: Path) -> None:
+    """ruff once wrote ``rasa_addons/.ruff_cache`` during ``make test``, after ``make model``: the model looked
+    stale to the tests that check it is current."""
+    from bot.training import rasa_model
+
+    (tmp_path / "rasa_addons").mkdir()
+    (tmp_path / "config.yml").write_text("language: en\n")
+    (tmp_path / "rasa_addons" / "component.py").write_text("X = 1\n")
+    before = rasa_model.fingerprint(tmp_path)
+    for cache in (".ruff_cache/0.17/123", "__pycache__/component.cpython-310.pyc", ".mypy_cache/3.10/x.json"):
+        (tmp_path / "rasa_addons" / cache).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "rasa_addons" / cache).write_text("generated")
+    assert rasa_model.fingerprint(tmp_path) == before
+    (tmp_path / "rasa_addons" / "component.py").write_text("X = 2\n")
+    assert rasa_model.fingerprint(tmp_path) != before
